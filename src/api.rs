@@ -1,0 +1,249 @@
+//! HTTP routing and the two endpoints: authentication, body limits, status codes and JSON
+//! error bodies a person can act on.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{
+    ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE,
+};
+use hyper::{Method, Request, Response, StatusCode};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::activity::Activity;
+use crate::config::Config;
+use crate::protocol::{self, Kind};
+use crate::store::{Store, StoreError, SyncOutcome};
+use crate::timestamp::format_server_time;
+
+/// What every request handler shares.
+pub struct AppState {
+    /// The current settings; replaced on reload.
+    pub config: watch::Receiver<Arc<Config>>,
+    pub store: Store,
+    /// Set once shutdown begins; requests that arrive after it get 503.
+    pub shutting_down: AtomicBool,
+    pub activity: Arc<Activity>,
+}
+
+type HttpResponse = Response<Full<Bytes>>;
+
+/// Routes one request. Never fails: every problem becomes a status and a JSON error body.
+pub async fn handle(
+    request: Request<Incoming>,
+    state: Arc<AppState>,
+) -> Result<HttpResponse, Infallible> {
+    let path = request.uri().path();
+    let response = match (path, request.method()) {
+        ("/health", &Method::GET | &Method::HEAD) => health(),
+        ("/health", _) => method_not_allowed("GET, HEAD"),
+        ("/api/v1/sync", &Method::POST) => sync(request, &state).await,
+        ("/api/v1/sync", _) => method_not_allowed("POST"),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "no such endpoint: {} {path}; this server answers POST /api/v1/sync and GET /health",
+                request.method()
+            ),
+        ),
+    };
+    Ok(response)
+}
+
+fn health() -> HttpResponse {
+    json(
+        StatusCode::OK,
+        &serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }),
+    )
+}
+
+#[derive(Serialize)]
+struct SyncResponse {
+    server_time: String,
+    changes: Vec<Value>,
+    conflicts: Vec<String>,
+}
+
+async fn sync(request: Request<Incoming>, state: &AppState) -> HttpResponse {
+    if state.shutting_down.load(Ordering::Relaxed) {
+        return shutting_down();
+    }
+    let config = state.config.borrow().clone();
+    let account = match authenticate(&request, &config) {
+        Ok(account) => account,
+        Err(response) => return *response,
+    };
+    let body = match read_body(request, config.max_body_bytes).await {
+        Ok(body) => body,
+        Err(response) => return *response,
+    };
+    let sync_request = match protocol::parse_request(&body) {
+        Ok(sync_request) => sync_request,
+        Err(invalid) => return error(StatusCode::BAD_REQUEST, &invalid.0),
+    };
+    match state.store.sync(&account, sync_request).await {
+        Ok(outcome) => {
+            state.activity.record_sync();
+            json(StatusCode::OK, &sync_response(outcome, &config))
+        }
+        Err(StoreError::WriterGone) => shutting_down(),
+        Err(StoreError::Database(e)) => {
+            eprintln!("error: sync for account {account:?} failed, nothing was changed: {e}");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!(
+                    "the server's database failed, nothing was changed: {e}; see the server log"
+                ),
+            )
+        }
+    }
+}
+
+/// The account of the request's bearer token, or the 401 to send.
+fn authenticate(request: &Request<Incoming>, config: &Config) -> Result<String, Box<HttpResponse>> {
+    let header = request
+        .headers()
+        .get(AUTHORIZATION)
+        .map(HeaderValue::to_str);
+    let token = match header {
+        None => {
+            return Err(unauthorized(
+                "missing Authorization header; send `Authorization: Bearer <token>` \
+                 (the token in the [sync] section of the client's config)",
+            ));
+        }
+        Some(Ok(value)) => match value.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+            _ => {
+                return Err(unauthorized(
+                    "the Authorization header must be `Bearer <token>`",
+                ));
+            }
+        },
+        Some(Err(_)) => {
+            return Err(unauthorized(
+                "the Authorization header is not readable text",
+            ));
+        }
+    };
+    match config.tokens.account_of(token) {
+        Some(account) => Ok(account.to_owned()),
+        None => Err(unauthorized(
+            "unknown token: it is not in the server's config (revoked, or mistyped); \
+             make one with `tickit-sync token --name DEVICE` on the server",
+        )),
+    }
+}
+
+/// Collects the body, refusing with 413 anything over `limit` before or while reading it.
+async fn read_body(request: Request<Incoming>, limit: u64) -> Result<Bytes, Box<HttpResponse>> {
+    let too_large = |size: &str| {
+        Box::new(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "request body is {size}, over this server's limit of {limit} bytes; \
+                 raise [server] max_body_bytes in the server's config.toml"
+            ),
+        ))
+    };
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if let Some(declared) = declared.filter(|&declared| declared > limit) {
+        return Err(too_large(&format!("{declared} bytes")));
+    }
+    let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
+    match Limited::new(request.into_body(), limit_usize)
+        .collect()
+        .await
+    {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(too_large("larger than that")),
+        Err(e) => Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            &format!("could not read the request body: {e}"),
+        ))),
+    }
+}
+
+/// Puts the store's answer on the wire: `server_time` set back by the skew allowance,
+/// defaults filled, the inbox under the device's own id, records grouped by kind.
+fn sync_response(outcome: SyncOutcome, config: &Config) -> SyncResponse {
+    let allowance = i64::try_from(config.clock_skew_allowance.as_nanos()).unwrap_or(i64::MAX);
+    let inbox = outcome.inbox.as_ref().map(|ids| protocol::InboxRename {
+        account_inbox: &ids.account_inbox,
+        device_inbox: ids.device_inbox.as_deref().unwrap_or(&ids.account_inbox),
+    });
+    let mut records: Vec<(u8, Value)> = outcome
+        .records
+        .iter()
+        .filter_map(|record| {
+            let group = if record.deleted {
+                4
+            } else {
+                match record.kind {
+                    Kind::List => 0,
+                    Kind::Tag => 1,
+                    Kind::Task => 2,
+                    Kind::TaskTag => 3,
+                }
+            };
+            protocol::outgoing(record.kind, record.deleted, &record.body, inbox.as_ref())
+                .map(|value| (group, value))
+        })
+        .collect();
+    records.sort_by_key(|(group, _)| *group);
+    SyncResponse {
+        server_time: format_server_time(outcome.horizon.saturating_sub(allowance)),
+        changes: records.into_iter().map(|(_, value)| value).collect(),
+        conflicts: outcome.conflicts,
+    }
+}
+
+fn json(status: StatusCode, body: &impl Serialize) -> HttpResponse {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// An error response: `{"error": "<message>"}`.
+pub fn error(status: StatusCode, message: &str) -> HttpResponse {
+    json(status, &serde_json::json!({ "error": message }))
+}
+
+fn unauthorized(message: &str) -> Box<HttpResponse> {
+    let mut response = error(StatusCode::UNAUTHORIZED, message);
+    response
+        .headers_mut()
+        .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    Box::new(response)
+}
+
+fn method_not_allowed(allow: &'static str) -> HttpResponse {
+    let mut response = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!("method not allowed here; use {allow}"),
+    );
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+fn shutting_down() -> HttpResponse {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the server is shutting down; nothing was changed, sync again in a moment",
+    )
+}

@@ -1,0 +1,343 @@
+//! The configuration file: where it is looked for, its format and defaults, the environment
+//! overrides, and the validation that turns a wrong line into an error that names it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::tokens::{TokenEntry, TokenSet};
+
+/// The file `serve`, `token` and `init` use when neither `--config` nor the environment names one.
+pub const DEFAULT_CONFIG_FILE: &str = "config.toml";
+/// Environment variable naming the config file.
+pub const ENV_CONFIG: &str = "TICKIT_SYNC_CONFIG";
+const ENV_HOST: &str = "TICKIT_SYNC_HOST";
+const ENV_PORT: &str = "TICKIT_SYNC_PORT";
+const ENV_DB: &str = "TICKIT_SYNC_DB";
+
+/// Where the server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// A host name or IP address and a TCP port.
+    Tcp { host: String, port: u16 },
+    /// A Unix socket path, written `unix:/path` in the config.
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddr::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            ListenAddr::Tcp { host, port } => write!(f, "{host}:{port}"),
+            ListenAddr::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// The settings the server runs with, after defaults and overrides.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file these settings came from; relative paths in it are relative to its directory.
+    pub path: PathBuf,
+    pub listen: ListenAddr,
+    pub database: PathBuf,
+    pub max_body_bytes: u64,
+    pub header_read_timeout: Duration,
+    pub shutdown_grace: Duration,
+    /// How far `server_time` is set back so devices whose clocks run behind lose nothing.
+    pub clock_skew_allowance: Duration,
+    pub tokens: TokenSet,
+    /// The separate file of `[[tokens]]`, if the config names one.
+    pub tokens_file: Option<PathBuf>,
+}
+
+impl Config {
+    /// Every file these settings were read from, to notice when one changes.
+    pub fn source_files(&self) -> Vec<&Path> {
+        std::iter::once(self.path.as_path())
+            .chain(self.tokens_file.as_deref())
+            .collect()
+    }
+}
+
+/// Settings given on the command line, which win over the environment and the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub bind: Option<String>,
+    pub port: Option<u16>,
+}
+
+/// The config file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Another file of `[[tokens]]` entries, kept apart from the main config (secrets).
+    tokens_file: Option<PathBuf>,
+    #[serde(default)]
+    server: ServerSection,
+    #[serde(default)]
+    database: DatabaseSection,
+    #[serde(default)]
+    sync: SyncSection,
+    #[serde(default)]
+    pub tokens: Vec<TokenEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ServerSection {
+    bind: String,
+    port: u16,
+    max_body_bytes: u64,
+    header_read_timeout_secs: u64,
+    shutdown_grace_secs: u64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            bind: "0.0.0.0".into(),
+            port: 3030,
+            max_body_bytes: 32 * 1024 * 1024,
+            header_read_timeout_secs: 30,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct DatabaseSection {
+    path: PathBuf,
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        DatabaseSection {
+            path: "tickit-sync.sqlite".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct SyncSection {
+    clock_skew_allowance_secs: u64,
+}
+
+impl Default for SyncSection {
+    fn default() -> Self {
+        SyncSection {
+            clock_skew_allowance_secs: 300,
+        }
+    }
+}
+
+/// Only `[[tokens]]`, for `tokens_file`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokensFile {
+    #[serde(default)]
+    tokens: Vec<TokenEntry>,
+}
+
+/// The config path to use: `--config`, else `TICKIT_SYNC_CONFIG`, else `./config.toml`.
+pub fn locate(flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| std::env::var_os(ENV_CONFIG).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE))
+}
+
+/// Reads and parses a config file; the error names the file, line and field at fault.
+pub fn read_file(path: &Path) -> Result<ConfigFile, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| read_error(path, &e))?;
+    toml::from_str(&text).map_err(|e| format!("config {}: {e}", path.display()))
+}
+
+/// Loads the config at `path` and applies environment and command-line overrides.
+pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, String> {
+    let file = read_file(path)?;
+    let base = path.parent().unwrap_or(Path::new(""));
+    let mut entries = file.tokens;
+    let tokens_file = file.tokens_file.as_ref().map(|name| base.join(name));
+    if let Some(tokens_path) = &tokens_file {
+        let text = std::fs::read_to_string(tokens_path).map_err(|e| {
+            format!(
+                "config {}: tokens_file: {}",
+                path.display(),
+                read_error(tokens_path, &e)
+            )
+        })?;
+        let extra: TokensFile = toml::from_str(&text)
+            .map_err(|e| format!("tokens file {}: {e}", tokens_path.display()))?;
+        entries.extend(extra.tokens);
+    }
+    let tokens = TokenSet::new(&entries).map_err(|e| format!("config {}: {e}", path.display()))?;
+
+    let server = file.server;
+    let host = overrides
+        .bind
+        .clone()
+        .or_else(|| env_string(ENV_HOST))
+        .unwrap_or(server.bind);
+    let port = match overrides.port {
+        Some(port) => port,
+        None => env_port()?.unwrap_or(server.port),
+    };
+    let listen = match host.strip_prefix("unix:") {
+        Some(socket) => ListenAddr::Unix(base.join(socket)),
+        None => ListenAddr::Tcp { host, port },
+    };
+    let database = env_string(ENV_DB)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| base.join(&file.database.path));
+    if server.max_body_bytes == 0 {
+        return Err(format!(
+            "config {}: [server] max_body_bytes must be more than 0",
+            path.display()
+        ));
+    }
+    Ok(Config {
+        path: path.to_owned(),
+        listen,
+        database,
+        max_body_bytes: server.max_body_bytes,
+        header_read_timeout: Duration::from_secs(server.header_read_timeout_secs.max(1)),
+        shutdown_grace: Duration::from_secs(server.shutdown_grace_secs),
+        clock_skew_allowance: Duration::from_secs(file.sync.clock_skew_allowance_secs),
+        tokens,
+        tokens_file,
+    })
+}
+
+fn env_string(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+fn env_port() -> Result<Option<u16>, String> {
+    env_string(ENV_PORT)
+        .map(|text| {
+            text.parse().map_err(|_| {
+                format!(
+                    "{ENV_PORT}={text:?} is not a port number (1-65535, or 0 for any free port)"
+                )
+            })
+        })
+        .transpose()
+}
+
+/// An I/O error reading a file, with what to do about it.
+pub fn read_error(path: &Path, e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => format!(
+            "{} does not exist; create it with `tickit-sync init --config {}`",
+            path.display(),
+            path.display()
+        ),
+        std::io::ErrorKind::PermissionDenied => format!(
+            "cannot read {}: permission denied; make it readable by the user running tickit-sync",
+            path.display()
+        ),
+        _ => format!("cannot read {}: {e}", path.display()),
+    }
+}
+
+/// A new config file's text: every setting with its default, commented.
+pub fn template() -> String {
+    let server = ServerSection::default();
+    let sync = SyncSection::default();
+    format!(
+        r#"# tickit-sync configuration. Every setting below shows its default.
+# Environment variables override the file: TICKIT_SYNC_HOST, TICKIT_SYNC_PORT, TICKIT_SYNC_DB.
+
+[server]
+# Address to listen on: an IP address or host name, or "unix:/path/to/socket".
+# Ignored when systemd passes a socket (socket activation).
+bind = "{bind}"
+port = {port}
+# Largest request body accepted, in bytes; larger syncs get 413.
+max_body_bytes = {max_body}
+# Seconds a client may take to send its request headers.
+header_read_timeout_secs = {header_timeout}
+# Seconds in-flight requests get to finish when the server is asked to stop.
+shutdown_grace_secs = {grace}
+
+[database]
+# SQLite file; a relative path is relative to this file's directory.
+path = "tickit-sync.sqlite"
+
+[sync]
+# How many seconds server_time is set back, so devices whose clocks run behind the
+# server's by up to this much never skip uploading a change.
+clock_skew_allowance_secs = {skew}
+
+# Tokens: add one per device with `tickit-sync token --name NAME`; it is stored hashed.
+# Entries may also hold a plaintext `token = "..."`, and an `account = "NAME"` to keep that
+# device's tasks apart from the default (shared) account.
+"#,
+        bind = server.bind,
+        port = server.port,
+        max_body = server.max_body_bytes,
+        header_timeout = server.header_read_timeout_secs,
+        grace = server.shutdown_grace_secs,
+        skew = sync.clock_skew_allowance_secs,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let path = dir.join("config.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("tickit-sync-config-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn template_loads_with_documented_defaults() {
+        let dir = temp_dir("template");
+        let path = write(&dir, &template());
+        let config = load(&path, &Overrides::default()).unwrap();
+        assert_eq!(
+            config.listen,
+            ListenAddr::Tcp {
+                host: "0.0.0.0".into(),
+                port: 3030
+            }
+        );
+        assert_eq!(config.database, dir.join("tickit-sync.sqlite"));
+        assert_eq!(config.max_body_bytes, 32 * 1024 * 1024);
+        assert_eq!(config.clock_skew_allowance, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn a_misspelt_setting_names_its_line() {
+        let dir = temp_dir("typo");
+        let path = write(&dir, "[server]\nbind = \"127.0.0.1\"\nprot = 3030\n");
+        let error = load(&path, &Overrides::default()).unwrap_err();
+        assert!(error.contains("line 3"), "{error}");
+        assert!(error.contains("prot"), "{error}");
+    }
+
+    #[test]
+    fn command_line_wins_and_unix_sockets_parse() {
+        let dir = temp_dir("overrides");
+        let path = write(&dir, "[server]\nbind = \"unix:sock\"\n");
+        let config = load(&path, &Overrides::default()).unwrap();
+        assert_eq!(config.listen, ListenAddr::Unix(dir.join("sock")));
+        let overrides = Overrides {
+            bind: Some("127.0.0.1".into()),
+            port: Some(0),
+        };
+        let config = load(&path, &overrides).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:0");
+    }
+}

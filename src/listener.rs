@@ -1,0 +1,149 @@
+//! Where connections come from: a socket inherited from systemd (socket activation), or one
+//! this process binds itself, on TCP or a Unix socket path.
+
+use std::io;
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::path::Path;
+
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+
+use crate::config::ListenAddr;
+
+/// A listening socket taken before the async runtime starts.
+pub enum BoundSocket {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener),
+}
+
+impl BoundSocket {
+    /// Takes the socket systemd passed (`LISTEN_FDS`), if any; otherwise binds `listen`.
+    /// Must run before other threads start: it reads and clears the activation variables.
+    pub fn acquire(listen: &ListenAddr) -> Result<(BoundSocket, String), String> {
+        let mut inherited = listenfd::ListenFd::from_env();
+        if inherited.len() > 0 {
+            if let Ok(Some(socket)) = inherited.take_tcp_listener(0) {
+                let address = describe(socket.local_addr().map(|a| a.to_string()));
+                return Ok((
+                    BoundSocket::Tcp(socket),
+                    format!("{address} (from systemd)"),
+                ));
+            }
+            if let Ok(Some(socket)) = inherited.take_unix_listener(0) {
+                let address = describe(socket.local_addr().map(|a| {
+                    a.as_pathname()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                }));
+                return Ok((
+                    BoundSocket::Unix(socket),
+                    format!("unix:{address} (from systemd)"),
+                ));
+            }
+            return Err(
+                "systemd passed a socket that is neither a TCP nor a Unix stream socket; \
+                 use ListenStream= in tickit-sync.socket"
+                    .into(),
+            );
+        }
+        bind(listen)
+    }
+
+    /// Hands the socket to the running tokio runtime.
+    pub fn into_listener(self) -> io::Result<Listener> {
+        match self {
+            BoundSocket::Tcp(socket) => {
+                socket.set_nonblocking(true)?;
+                TcpListener::from_std(socket).map(Listener::Tcp)
+            }
+            BoundSocket::Unix(socket) => {
+                socket.set_nonblocking(true)?;
+                UnixListener::from_std(socket).map(Listener::Unix)
+            }
+        }
+    }
+}
+
+fn describe(address: io::Result<String>) -> String {
+    address.unwrap_or_else(|_| "an inherited socket".into())
+}
+
+fn bind(listen: &ListenAddr) -> Result<(BoundSocket, String), String> {
+    match listen {
+        ListenAddr::Tcp { host, port } => {
+            let socket = std::net::TcpListener::bind((host.as_str(), *port))
+                .map_err(|e| bind_error(listen, &e))?;
+            let address = describe(socket.local_addr().map(|a| a.to_string()));
+            Ok((BoundSocket::Tcp(socket), address))
+        }
+        ListenAddr::Unix(path) => {
+            remove_stale_socket(path, listen)?;
+            let socket =
+                std::os::unix::net::UnixListener::bind(path).map_err(|e| bind_error(listen, &e))?;
+            Ok((BoundSocket::Unix(socket), listen.to_string()))
+        }
+    }
+}
+
+/// A socket file left by a server that died is removed; one that still answers is in use.
+fn remove_stale_socket(path: &Path, listen: &ListenAddr) -> Result<(), String> {
+    if !path.exists() {
+        return Ok(());
+    }
+    if StdUnixStream::connect(path).is_ok() {
+        return Err(format!(
+            "cannot listen on {listen}: another server is already answering on that socket; \
+             stop it or choose another path in [server] bind"
+        ));
+    }
+    std::fs::remove_file(path)
+        .map_err(|e| format!("cannot listen on {listen}: cannot remove the old socket file: {e}"))
+}
+
+fn bind_error(listen: &ListenAddr, e: &io::Error) -> String {
+    let advice = match e.kind() {
+        io::ErrorKind::AddrInUse => {
+            "the address is already in use (is another tickit-sync running?); stop that program, \
+             or choose another port with --port, TICKIT_SYNC_PORT or [server] port"
+        }
+        io::ErrorKind::PermissionDenied => {
+            "permission denied; ports below 1024 need privileges: use a higher port, or let \
+             systemd pass the socket (see systemd/tickit-sync.socket)"
+        }
+        io::ErrorKind::AddrNotAvailable => {
+            "that address does not belong to this machine; use 0.0.0.0 (all addresses), \
+             127.0.0.1 (this machine only) or one of its own addresses"
+        }
+        io::ErrorKind::NotFound => "the socket's directory does not exist; create it first",
+        _ => "check [server] bind and port",
+    };
+    format!("cannot listen on {listen}: {e}; {advice}")
+}
+
+/// A listening socket in the runtime.
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+/// An accepted connection.
+pub enum Connection {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Listener {
+    pub async fn accept(&self) -> io::Result<Connection> {
+        match self {
+            Listener::Tcp(listener) => {
+                let (stream, _) = listener.accept().await?;
+                // Sync responses are written whole; don't hold them back waiting for ACKs.
+                stream.set_nodelay(true)?;
+                Ok(Connection::Tcp(stream))
+            }
+            Listener::Unix(listener) => {
+                let (stream, _) = listener.accept().await?;
+                Ok(Connection::Unix(stream))
+            }
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! tickit-sync: a self-hosted sync server for the Tickit task manager.
+//!
+//! `main` parses the command line, runs one command and turns its error into a message
+//! and a non-zero exit code.
+
+mod activity;
+mod api;
+mod config;
+mod health;
+mod listener;
+mod protocol;
+mod reload;
+mod serve;
+mod server;
+mod setup;
+mod store;
+mod systemd;
+mod timestamp;
+mod tokens;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use argh::FromArgs;
+
+#[derive(FromArgs)]
+/// Self-hosted sync server for the Tickit task manager: keeps the tasks, lists and tags of
+/// your laptop, desktop and phone in one place you own.
+#[argh(
+    note = "Config lookup (every command): --config PATH, else $TICKIT_SYNC_CONFIG, else \
+            ./config.toml in the working directory.",
+    example = "tickit-sync serve",
+    example = "tickit-sync token --name laptop"
+)]
+struct Cli {
+    #[argh(subcommand)]
+    command: Command,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Command {
+    Init(InitArgs),
+    Token(TokenArgs),
+    Serve(ServeArgs),
+    Health(HealthArgs),
+}
+
+#[derive(FromArgs)]
+/// Write a commented config file with every setting at its default.
+#[argh(subcommand, name = "init")]
+struct InitArgs {
+    /// where to write it (default: $TICKIT_SYNC_CONFIG, else ./config.toml)
+    #[argh(option)]
+    config: Option<PathBuf>,
+    /// overwrite an existing file (its tokens are lost)
+    #[argh(switch)]
+    force: bool,
+}
+
+#[derive(FromArgs)]
+/// Add a device token (printed once, stored hashed), list tokens, or revoke one. A running
+/// server notices the change within 2 seconds.
+#[argh(
+    subcommand,
+    name = "token",
+    example = "tickit-sync token --name laptop",
+    example = "tickit-sync token --name kids-tablet --account kids",
+    example = "tickit-sync token --list",
+    example = "tickit-sync token --revoke laptop"
+)]
+struct TokenArgs {
+    /// name of the device the new token is for
+    #[argh(option)]
+    name: Option<String>,
+    /// account the token belongs to; accounts never see each other's tasks (default: the
+    /// shared default account)
+    #[argh(option)]
+    account: Option<String>,
+    /// list the tokens' names and accounts
+    #[argh(switch)]
+    list: bool,
+    /// remove the token with this name
+    #[argh(option)]
+    revoke: Option<String>,
+    /// config file to edit (default: $TICKIT_SYNC_CONFIG, else ./config.toml)
+    #[argh(option)]
+    config: Option<PathBuf>,
+}
+
+#[derive(FromArgs)]
+/// Run the sync server. With no config file at the looked-up path, creates one with a fresh
+/// token and prints it. Takes its socket from systemd when socket-activated.
+#[argh(
+    subcommand,
+    name = "serve",
+    note = "Config lookup: --config PATH, else $TICKIT_SYNC_CONFIG, else ./config.toml. \
+            Environment overrides: TICKIT_SYNC_HOST, TICKIT_SYNC_PORT, TICKIT_SYNC_DB \
+            (command-line options win over them). SIGHUP or editing the config reloads \
+            tokens; SIGTERM/SIGINT stop after in-flight requests finish."
+)]
+struct ServeArgs {
+    /// config file (default: $TICKIT_SYNC_CONFIG, else ./config.toml)
+    #[argh(option)]
+    config: Option<PathBuf>,
+    /// address to listen on, e.g. 127.0.0.1, 0.0.0.0 or unix:/run/tickit-sync/sock
+    #[argh(option)]
+    bind: Option<String>,
+    /// TCP port to listen on (0 picks a free one)
+    #[argh(option)]
+    port: Option<u16>,
+    /// exit after this many seconds without any connection (for socket activation; off by
+    /// default)
+    #[argh(option)]
+    exit_idle_after: Option<u64>,
+}
+
+#[derive(FromArgs)]
+/// Check that a server answers /health; exits 0 if healthy, 1 with the reason otherwise.
+#[argh(subcommand, name = "health")]
+struct HealthArgs {
+    /// URL to probe (default: http://127.0.0.1:$TICKIT_SYNC_PORT/health, port 3030 if unset)
+    #[argh(option)]
+    url: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli: Cli = argh::from_env();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Init(args) => setup::init(&config::locate(args.config), args.force),
+        Command::Token(args) => token(args),
+        Command::Serve(args) => serve::run(serve::ServeOptions {
+            config: args.config,
+            overrides: config::Overrides {
+                bind: args.bind,
+                port: args.port,
+            },
+            exit_idle_after: args.exit_idle_after.map(Duration::from_secs),
+        }),
+        Command::Health(args) => {
+            let url = args.url.unwrap_or_else(health::default_url);
+            health::probe(&url)?;
+            println!("ok: {url}");
+            Ok(())
+        }
+    }
+}
+
+fn token(args: TokenArgs) -> Result<(), String> {
+    let path = config::locate(args.config);
+    match (args.name, args.list, args.revoke) {
+        (Some(name), false, None) => setup::add_token(&path, &name, args.account.as_deref()),
+        (None, true, None) => setup::list_tokens(&path),
+        (None, false, Some(name)) => setup::revoke_token(&path, &name),
+        _ => Err(
+            "say what to do: --name NAME to add a token, --list, or --revoke NAME \
+                  (one at a time); see `tickit-sync token --help`"
+                .into(),
+        ),
+    }
+}

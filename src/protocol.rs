@@ -1,0 +1,572 @@
+//! The wire format of `POST /api/v1/sync`: strict validation of what clients send, and the
+//! defaults every outgoing record needs so the strictest client (desktop tickit) can parse it.
+//!
+//! Records stay JSON objects end to end, so fields this server does not know survive a round
+//! trip and strings (timestamps included) go back out byte for byte.
+
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::timestamp;
+
+/// The kinds of record the clients sync, in the order responses list them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    List,
+    Tag,
+    Task,
+    TaskTag,
+}
+
+impl Kind {
+    /// The spelling used in `type` and in a tombstone's `record_type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::List => "list",
+            Kind::Tag => "tag",
+            Kind::Task => "task",
+            Kind::TaskTag => "task_tag",
+        }
+    }
+
+    /// Parses a `record_type` (or a stored kind column).
+    pub fn parse(text: &str) -> Option<Kind> {
+        match text {
+            "list" => Some(Kind::List),
+            "tag" => Some(Kind::Tag),
+            "task" => Some(Kind::Task),
+            "task_tag" => Some(Kind::TaskTag),
+            _ => None,
+        }
+    }
+}
+
+/// A parsed and validated sync request.
+#[derive(Debug)]
+pub struct SyncRequest {
+    /// The device's own id; changes it uploads are never echoed back to it.
+    pub device_id: String,
+    /// Instant (Unix nanoseconds) of the client's `last_sync`; `None` asks for everything.
+    pub last_sync: Option<i64>,
+    pub changes: Vec<Change>,
+}
+
+/// One incoming record version (a record or a tombstone), already validated.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub kind: Kind,
+    /// The record's identity within its kind, exactly as the client sent it.
+    pub id: String,
+    /// True for a `deleted` record (a tombstone).
+    pub deleted: bool,
+    /// The version's instant in Unix nanoseconds: `updated_at`, or `deleted_at` for a tombstone.
+    pub version: i64,
+    /// The whole object as sent, `type` included.
+    pub body: Map<String, Value>,
+}
+
+/// Why a request was refused; the message names the change and field at fault.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Invalid(pub String);
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+const PRIORITIES: [&str; 4] = ["low", "medium", "high", "urgent"];
+
+/// Parses and validates a request body; any fault refuses the whole request.
+pub fn parse_request(body: &[u8]) -> Result<SyncRequest, Invalid> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| Invalid(format!("request body is not valid JSON: {e}")))?;
+    let Value::Object(mut top) = value else {
+        return Err(Invalid(
+            "request body must be a JSON object with device_id, last_sync and changes".into(),
+        ));
+    };
+    let fields = Fields {
+        at: String::new(),
+        obj: &top,
+    };
+    let device_id = fields.uuid("device_id")?.to_string();
+    let last_sync = fields.optional_timestamp("last_sync")?;
+    let changes = match top.remove("changes") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .enumerate()
+            .map(|(index, item)| parse_change(index, item))
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(Invalid("changes: must be an array of records".into())),
+    };
+    Ok(SyncRequest {
+        device_id,
+        last_sync,
+        changes,
+    })
+}
+
+fn parse_change(index: usize, item: Value) -> Result<Change, Invalid> {
+    let at = format!("changes[{index}]");
+    let Value::Object(body) = item else {
+        return Err(Invalid(format!("{at}: must be a JSON object")));
+    };
+    let fields = Fields { at, obj: &body };
+    let record_type = fields.string("type")?;
+    let (kind, id, deleted, version) = match record_type {
+        "task" => {
+            validate_task(&fields)?;
+            let id = fields.uuid_text("id")?;
+            (Kind::Task, id, false, fields.timestamp("updated_at")?)
+        }
+        "list" => {
+            fields.string("name")?;
+            fields.optional_string("description")?;
+            fields.optional_string("icon")?;
+            fields.optional_string("color")?;
+            fields.optional_bool("is_inbox")?;
+            fields.optional_i32("sort_order")?;
+            fields.timestamp("created_at")?;
+            let id = fields.uuid_text("id")?;
+            (Kind::List, id, false, fields.timestamp("updated_at")?)
+        }
+        "tag" => {
+            fields.string("name")?;
+            fields.optional_string("color")?;
+            let created = fields.timestamp("created_at")?;
+            let version = fields.optional_timestamp("updated_at")?.unwrap_or(created);
+            (Kind::Tag, fields.uuid_text("id")?, false, version)
+        }
+        "task_tag" => {
+            let task = fields.uuid("task_id")?;
+            let tag = fields.uuid("tag_id")?;
+            let version = fields.timestamp("created_at")?;
+            (Kind::TaskTag, task_tag_id(task, tag), false, version)
+        }
+        "deleted" => {
+            let id = fields.uuid_text("id")?;
+            let record_type = fields.string("record_type")?;
+            let kind = Kind::parse(record_type).ok_or_else(|| {
+                fields.fault(
+                    "record_type",
+                    &format!("must be one of task, list, tag, task_tag (got {record_type:?})"),
+                )
+            })?;
+            (kind, id, true, fields.timestamp("deleted_at")?)
+        }
+        other => {
+            return Err(fields.fault(
+                "type",
+                &format!("must be one of task, list, tag, task_tag, deleted (got {other:?})"),
+            ));
+        }
+    };
+    Ok(Change {
+        kind,
+        id,
+        deleted,
+        version,
+        body,
+    })
+}
+
+fn validate_task(fields: &Fields) -> Result<(), Invalid> {
+    fields.string("title")?;
+    fields.optional_string("description")?;
+    fields.optional_string("url")?;
+    let priority = fields.string("priority")?;
+    if !PRIORITIES.contains(&priority) {
+        return Err(fields.fault(
+            "priority",
+            &format!("must be one of low, medium, high, urgent (got {priority:?})"),
+        ));
+    }
+    fields.bool("completed")?;
+    fields.uuid("list_id")?;
+    fields.optional_uuid_array("tag_ids")?;
+    fields.timestamp("created_at")?;
+    fields.timestamp("updated_at")?;
+    fields.optional_timestamp("completed_at")?;
+    fields.optional_due_date("due_date")?;
+    Ok(())
+}
+
+/// The identity of a task-tag link, which has no id of its own.
+fn task_tag_id(task: Uuid, tag: Uuid) -> String {
+    format!("{task}/{tag}")
+}
+
+/// Typed access to one object's fields, producing errors that name the field.
+struct Fields<'a> {
+    /// Where the object sits in the request, e.g. `changes[3]`; empty for the top level.
+    at: String,
+    obj: &'a Map<String, Value>,
+}
+
+impl Fields<'_> {
+    fn fault(&self, field: &str, problem: &str) -> Invalid {
+        if self.at.is_empty() {
+            Invalid(format!("{field}: {problem}"))
+        } else {
+            Invalid(format!("{}.{field}: {problem}", self.at))
+        }
+    }
+
+    /// A field that may be absent or null.
+    fn present(&self, field: &str) -> Option<&Value> {
+        self.obj.get(field).filter(|value| !value.is_null())
+    }
+
+    fn required(&self, field: &str) -> Result<&Value, Invalid> {
+        self.present(field)
+            .ok_or_else(|| self.fault(field, "is required"))
+    }
+
+    fn string(&self, field: &str) -> Result<&str, Invalid> {
+        let value = self.required(field)?;
+        value
+            .as_str()
+            .ok_or_else(|| self.fault(field, &format!("must be a string (got {value})")))
+    }
+
+    fn optional_string(&self, field: &str) -> Result<Option<&str>, Invalid> {
+        match self.present(field) {
+            None => Ok(None),
+            Some(_) => self.string(field).map(Some),
+        }
+    }
+
+    fn bool(&self, field: &str) -> Result<bool, Invalid> {
+        let value = self.required(field)?;
+        value
+            .as_bool()
+            .ok_or_else(|| self.fault(field, &format!("must be true or false (got {value})")))
+    }
+
+    fn optional_bool(&self, field: &str) -> Result<(), Invalid> {
+        match self.present(field) {
+            None => Ok(()),
+            Some(_) => self.bool(field).map(drop),
+        }
+    }
+
+    fn optional_i32(&self, field: &str) -> Result<(), Invalid> {
+        let Some(value) = self.present(field) else {
+            return Ok(());
+        };
+        match value.as_i64().map(i32::try_from) {
+            Some(Ok(_)) => Ok(()),
+            _ => Err(self.fault(
+                field,
+                &format!("must be a whole number that fits in 32 bits (got {value})"),
+            )),
+        }
+    }
+
+    fn uuid(&self, field: &str) -> Result<Uuid, Invalid> {
+        let text = self.string(field)?;
+        parse_uuid(text).ok_or_else(|| self.fault(field, &format!("must be a UUID (got {text:?})")))
+    }
+
+    /// A UUID field, returned exactly as the client spelled it.
+    fn uuid_text(&self, field: &str) -> Result<String, Invalid> {
+        self.uuid(field)?;
+        self.string(field).map(str::to_owned)
+    }
+
+    fn optional_uuid_array(&self, field: &str) -> Result<(), Invalid> {
+        let Some(value) = self.present(field) else {
+            return Ok(());
+        };
+        let Some(items) = value.as_array() else {
+            return Err(self.fault(field, &format!("must be an array of UUIDs (got {value})")));
+        };
+        for (position, item) in items.iter().enumerate() {
+            if item.as_str().and_then(parse_uuid).is_none() {
+                return Err(self.fault(
+                    &format!("{field}[{position}]"),
+                    &format!("must be a UUID (got {item})"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn timestamp(&self, field: &str) -> Result<i64, Invalid> {
+        let text = self.string(field)?;
+        timestamp::parse_nanos(text).ok_or_else(|| {
+            self.fault(
+                field,
+                &format!(
+                    "must be an RFC 3339 timestamp like 2026-11-24T22:42:47.738Z (got {text:?})"
+                ),
+            )
+        })
+    }
+
+    fn optional_timestamp(&self, field: &str) -> Result<Option<i64>, Invalid> {
+        match self.present(field) {
+            None => Ok(None),
+            Some(_) => self.timestamp(field).map(Some),
+        }
+    }
+
+    fn optional_due_date(&self, field: &str) -> Result<(), Invalid> {
+        let Some(_) = self.present(field) else {
+            return Ok(());
+        };
+        let text = self.string(field)?;
+        match timestamp::parse_due_date_nanos(text) {
+            Some(_) => Ok(()),
+            None => Err(self.fault(
+                field,
+                &format!("must be an RFC 3339 timestamp or a date like 2026-12-03 (got {text:?})"),
+            )),
+        }
+    }
+}
+
+/// Accepts only the hyphenated form every client writes and parses.
+fn parse_uuid(text: &str) -> Option<Uuid> {
+    if text.len() != 36 {
+        return None;
+    }
+    Uuid::parse_str(text).ok()
+}
+
+/// The fields of each kind that carry a timestamp, compared as instants.
+fn timestamp_fields(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::Task => &["created_at", "updated_at", "completed_at", "due_date"],
+        Kind::List | Kind::Tag => &["created_at", "updated_at"],
+        Kind::TaskTag => &["created_at"],
+    }
+}
+
+/// The fields of each kind that the clients understand; the rest are carried, not compared.
+fn known_fields(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::Task => &[
+            "id",
+            "title",
+            "description",
+            "url",
+            "priority",
+            "completed",
+            "list_id",
+            "tag_ids",
+            "created_at",
+            "updated_at",
+            "completed_at",
+            "due_date",
+        ],
+        Kind::List => &[
+            "id",
+            "name",
+            "description",
+            "icon",
+            "color",
+            "is_inbox",
+            "created_at",
+            "updated_at",
+            "sort_order",
+        ],
+        Kind::Tag => &["id", "name", "color", "created_at", "updated_at"],
+        Kind::TaskTag => &["task_id", "tag_id", "created_at"],
+    }
+}
+
+/// A version's meaning, independent of spelling: known fields only, defaults filled,
+/// timestamps as instants, tag ids sorted. Two uploads of the same version by different
+/// clients (which spell timestamps differently and drop each other's extra fields) compare
+/// equal; its text is also the fixed tie-break between different versions of one instant.
+pub fn semantic_key(kind: Kind, deleted: bool, body: &Map<String, Value>) -> String {
+    if deleted {
+        let at = body
+            .get("deleted_at")
+            .and_then(Value::as_str)
+            .and_then(timestamp::parse_nanos);
+        return format!("deleted {}", at.unwrap_or_default());
+    }
+    let mut filled = body.clone();
+    fill_defaults(kind, &mut filled);
+    let mut key = Map::new();
+    for &field in known_fields(kind) {
+        let mut value = filled.get(field).cloned().unwrap_or(Value::Null);
+        let instant = value.as_str().and_then(timestamp::parse_due_date_nanos);
+        if let Some(nanos) = instant.filter(|_| timestamp_fields(kind).contains(&field)) {
+            value = Value::from(nanos);
+        }
+        if let Value::Array(items) = &mut value {
+            items.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+        }
+        key.insert(field.to_owned(), value);
+    }
+    Value::Object(key).to_string()
+}
+
+/// Fills, in place, every field the desktop client requires but a writer may have left out.
+pub fn fill_defaults(kind: Kind, body: &mut Map<String, Value>) {
+    let mut default = |field: &str, value: Value| {
+        let slot = body.entry(field).or_insert(Value::Null);
+        if slot.is_null() {
+            *slot = value;
+        }
+    };
+    match kind {
+        Kind::Task => {
+            default("tag_ids", Value::Array(Vec::new()));
+            for field in ["description", "url", "completed_at", "due_date"] {
+                default(field, Value::Null);
+            }
+        }
+        Kind::List => {
+            default("icon", Value::from(DEFAULT_LIST_ICON));
+            default("is_inbox", Value::from(false));
+            default("sort_order", Value::from(0));
+            default("description", Value::Null);
+            default("color", Value::Null);
+        }
+        Kind::Tag => {
+            default("color", Value::from(DEFAULT_TAG_COLOR));
+            let created = body.get("created_at").cloned().unwrap_or(Value::Null);
+            let slot = body.entry("updated_at").or_insert(Value::Null);
+            if slot.is_null() {
+                *slot = created;
+            }
+        }
+        Kind::TaskTag => {}
+    }
+}
+
+/// How the account inbox is renamed for the device receiving a response.
+pub struct InboxRename<'a> {
+    pub account_inbox: &'a str,
+    pub device_inbox: &'a str,
+}
+
+/// A stored record as it goes out: defaults filled and the account inbox under the device's
+/// own inbox id. `None` only for a stored body that is somehow not a JSON object.
+pub fn outgoing(
+    kind: Kind,
+    deleted: bool,
+    stored: &str,
+    inbox: Option<&InboxRename>,
+) -> Option<Value> {
+    let mut body: Map<String, Value> = serde_json::from_str(stored).ok()?;
+    if !deleted {
+        fill_defaults(kind, &mut body);
+        let field = match kind {
+            Kind::List => Some("id"),
+            Kind::Task => Some("list_id"),
+            Kind::Tag | Kind::TaskTag => None,
+        };
+        if let (Some(field), Some(inbox)) = (field, inbox)
+            && body.get(field).and_then(Value::as_str) == Some(inbox.account_inbox)
+        {
+            body.insert(field.into(), Value::from(inbox.device_inbox));
+        }
+    }
+    Some(Value::Object(body))
+}
+
+/// The icon a list gets when its writer sent none.
+const DEFAULT_LIST_ICON: &str = "📋";
+/// The colour a tag gets when its writer sent none.
+const DEFAULT_TAG_COLOR: &str = "#89b4fa";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(path: &str) -> Vec<u8> {
+        let full = format!("{}/../shared/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&full).unwrap_or_else(|e| panic!("cannot read {full}: {e}"))
+    }
+
+    #[test]
+    fn every_fixture_parses() {
+        for path in [
+            "desktop-0.5.8/full-sync-request.json",
+            "desktop-0.5.8/incremental-request.json",
+            "desktop-0.5.8/tombstone-request.json",
+            "mobile/full-sync-request.json",
+            "mobile/incremental-request.json",
+        ] {
+            parse_request(&fixture(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+        }
+    }
+
+    #[test]
+    fn desktop_full_sync_has_kinds_versions_and_ids() {
+        let request = parse_request(&fixture("desktop-0.5.8/full-sync-request.json")).unwrap();
+        assert_eq!(request.device_id, "8555eb33-3505-42b5-b029-341b1734ad31");
+        assert_eq!(request.last_sync, None);
+        let kinds: Vec<_> = request.changes.iter().map(|c| c.kind).collect();
+        assert_eq!(
+            kinds,
+            [Kind::Task, Kind::Task, Kind::List, Kind::List, Kind::Tag]
+        );
+        assert_eq!(request.changes[0].version, 1_795_560_321_061_633_123);
+    }
+
+    #[test]
+    fn mobile_task_without_tag_ids_gets_defaults() {
+        let request = parse_request(&fixture("mobile/full-sync-request.json")).unwrap();
+        let mut body = request.changes[1].body.clone();
+        fill_defaults(Kind::Task, &mut body);
+        assert_eq!(body["tag_ids"], Value::Array(vec![]));
+        assert_eq!(body["completed_at"], Value::Null);
+    }
+
+    fn refusal(body: &str) -> String {
+        parse_request(body.as_bytes()).unwrap_err().0
+    }
+
+    #[test]
+    fn refusals_name_the_change_and_field() {
+        let device = r#""device_id":"8555eb33-3505-42b5-b029-341b1734ad31""#;
+        assert_eq!(
+            refusal(&format!(
+                r#"{{{device},"changes":[{{"type":"tag","id":"083f62a4-7e11-459f-9403-9136b2e4b7b8","name":"x","created_at":"2026-11-24"}}]}}"#
+            )),
+            "changes[0].created_at: must be an RFC 3339 timestamp like 2026-11-24T22:42:47.738Z (got \"2026-11-24\")"
+        );
+        assert_eq!(
+            refusal(&format!(r#"{{{device},"changes":[{{"type":"note"}}]}}"#)),
+            "changes[0].type: must be one of task, list, tag, task_tag, deleted (got \"note\")"
+        );
+        assert_eq!(
+            refusal(r#"{"device_id":"laptop","changes":[]}"#),
+            "device_id: must be a UUID (got \"laptop\")"
+        );
+        assert_eq!(
+            refusal(&format!(
+                r#"{{{device},"changes":[{{"type":"deleted","id":"083f62a4-7e11-459f-9403-9136b2e4b7b8","record_type":"task","deleted_at":5}}]}}"#
+            )),
+            "changes[0].deleted_at: must be a string (got 5)"
+        );
+    }
+
+    #[test]
+    fn same_version_spelled_differently_has_one_semantic_key() {
+        let mobile: Map<String, Value> = serde_json::from_str(
+            r#"{"type":"task","id":"5d3c2b1a-0f9e-4d8c-b7a6-958473625140","title":"t","priority":"high","completed":false,
+               "list_id":"7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d","due_date":"2026-12-03","created_at":"2026-11-24T21:10:05.120Z",
+               "updated_at":"2026-11-24T21:12:44.907Z","extra":1}"#,
+        )
+        .unwrap();
+        let desktop: Map<String, Value> = serde_json::from_str(
+            r#"{"type":"task","id":"5d3c2b1a-0f9e-4d8c-b7a6-958473625140","title":"t","description":null,"url":null,"priority":"high",
+               "completed":false,"list_id":"7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d","tag_ids":[],"due_date":"2026-12-03T00:00:00+00:00",
+               "created_at":"2026-11-24T21:10:05.120000000Z","updated_at":"2026-11-24T21:12:44.907Z","completed_at":null}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            semantic_key(Kind::Task, false, &mobile),
+            semantic_key(Kind::Task, false, &desktop)
+        );
+    }
+}

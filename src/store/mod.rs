@@ -1,0 +1,269 @@
+//! The database: one writer thread owns the SQLite connection and serves typed commands sent
+//! over a channel by cloneable [`Store`] handles. Sync requests that queue up together are
+//! committed in one durable transaction, each inside its own savepoint so each is still
+//! applied whole or not at all.
+
+mod schema;
+mod sync;
+
+use std::path::Path;
+use std::thread::JoinHandle;
+
+use rusqlite::{Connection, TransactionBehavior};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::protocol::SyncRequest;
+pub use sync::SyncOutcome;
+use sync::{Clock, apply, newest_stamp};
+
+/// How many queued commands the writer may take into one transaction.
+const MAX_BATCH: usize = 64;
+/// How many commands may wait for the writer before senders wait too.
+const QUEUE_DEPTH: usize = 1024;
+
+/// A cheap, cloneable handle to the writer thread.
+#[derive(Clone, Debug)]
+pub struct Store {
+    commands: mpsc::Sender<Command>,
+}
+
+/// Why the store could not answer.
+#[derive(Debug)]
+pub enum StoreError {
+    /// The writer thread has stopped (shutdown, or it failed); nothing was written.
+    WriterGone,
+    /// SQLite refused; the request's changes were rolled back.
+    Database(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::WriterGone => f.write_str("the database writer has stopped"),
+            StoreError::Database(e) => write!(f, "database error: {e}"),
+        }
+    }
+}
+
+/// Figures for a person reading `systemctl status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub accounts: u64,
+    pub devices: u64,
+    pub records: u64,
+}
+
+enum Command {
+    Sync {
+        account: String,
+        request: SyncRequest,
+        reply: oneshot::Sender<Result<SyncOutcome, StoreError>>,
+    },
+    Stats {
+        reply: oneshot::Sender<Result<Stats, StoreError>>,
+    },
+}
+
+impl Command {
+    /// Answers the command with a database error without running it.
+    fn fail(self, e: &rusqlite::Error) {
+        match self {
+            Command::Sync { reply, .. } => drop(reply.send(Err(database_error(e)))),
+            Command::Stats { reply } => drop(reply.send(Err(database_error(e)))),
+        }
+    }
+}
+
+fn database_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database, then starts the writer thread.
+    /// The thread ends, checkpointing the WAL, once every handle has been dropped.
+    pub fn open(path: &Path) -> Result<(Store, JoinHandle<()>), String> {
+        let mut conn = open_connection(path)?;
+        schema::migrate(&mut conn).map_err(|e| format!("database {}: {e}", path.display()))?;
+        let newest = newest_stamp(&conn)
+            .map_err(|e| format!("cannot read database {}: {e}", path.display()))?;
+        let (commands, receiver) = mpsc::channel(QUEUE_DEPTH);
+        let writer = std::thread::Builder::new()
+            .name("tickit-sync-writer".into())
+            .spawn(move || run_writer(conn, receiver, Clock::starting_after(newest)))
+            .map_err(|e| format!("cannot start the database writer thread: {e}"))?;
+        Ok((Store { commands }, writer))
+    }
+
+    /// Applies one sync request for `account` atomically and durably.
+    pub async fn sync(
+        &self,
+        account: &str,
+        request: SyncRequest,
+    ) -> Result<SyncOutcome, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Sync {
+            account: account.to_owned(),
+            request,
+            reply,
+        };
+        self.ask(command, answer).await?
+    }
+
+    /// Counts accounts, devices and records; also proves the writer is alive and not wedged.
+    pub async fn stats(&self) -> Result<Stats, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.ask(Command::Stats { reply }, answer).await?
+    }
+
+    async fn ask<T>(
+        &self,
+        command: Command,
+        answer: oneshot::Receiver<T>,
+    ) -> Result<T, StoreError> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        answer.await.map_err(|_| StoreError::WriterGone)
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection, String> {
+    let shown = path.display();
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        {
+            return Err(format!(
+                "database {shown}: directory {} does not exist; create it or set [database] path \
+                 (or TICKIT_SYNC_DB) to a writable place",
+                dir.display()
+            ));
+        }
+    }
+    let conn = Connection::open(path).map_err(|e| {
+        format!(
+            "cannot open database {shown}: {e}; check that the directory is writable by this user \
+             (uid {}) or set [database] path (or TICKIT_SYNC_DB) elsewhere",
+            current_uid()
+        )
+    })?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA busy_timeout = 5000;",
+    )
+    .map_err(|e| {
+        format!(
+            "cannot use database {shown}: {e}; the file and its directory must be writable by \
+             uid {} (SQLite also writes {shown}-wal and {shown}-shm beside it)",
+            current_uid()
+        )
+    })?;
+    Ok(conn)
+}
+
+/// The user id, for errors about file permissions (containers often run as another uid).
+fn current_uid() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().next())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn run_writer(mut conn: Connection, mut receiver: mpsc::Receiver<Command>, mut clock: Clock) {
+    while let Some(first) = receiver.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(command) => batch.push(command),
+                Err(_) => break,
+            }
+        }
+        run_batch(&mut conn, &mut clock, batch);
+    }
+    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+        eprintln!("warning: could not checkpoint the database on shutdown: {e}");
+    }
+    if let Err((_, e)) = conn.close() {
+        eprintln!("warning: could not close the database cleanly: {e}");
+    }
+}
+
+/// Runs a batch in one transaction; replies only after it has committed.
+fn run_batch(conn: &mut Connection, clock: &mut Clock, batch: Vec<Command>) {
+    type Pending = (
+        Result<SyncOutcome, StoreError>,
+        oneshot::Sender<Result<SyncOutcome, StoreError>>,
+    );
+    let mut pending: Vec<Pending> = Vec::new();
+    let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate);
+    let mut tx = match transaction {
+        Ok(tx) => tx,
+        Err(e) => {
+            for command in batch {
+                command.fail(&e);
+            }
+            return;
+        }
+    };
+    for command in batch {
+        match command {
+            Command::Sync {
+                account,
+                request,
+                reply,
+            } => {
+                let outcome = apply_in_savepoint(&mut tx, clock, &account, &request);
+                pending.push((outcome.map_err(database_error), reply));
+            }
+            Command::Stats { reply } => {
+                let _ = reply.send(stats(&tx).map_err(database_error));
+            }
+        }
+    }
+    if let Err(e) = tx.commit() {
+        for (_, reply) in pending {
+            let _ = reply.send(Err(database_error(&e)));
+        }
+        return;
+    }
+    for (outcome, reply) in pending {
+        let _ = reply.send(outcome);
+    }
+}
+
+fn apply_in_savepoint(
+    tx: &mut rusqlite::Transaction,
+    clock: &mut Clock,
+    account: &str,
+    request: &SyncRequest,
+) -> rusqlite::Result<SyncOutcome> {
+    let savepoint = tx.savepoint()?;
+    let outcome = apply(&savepoint, clock, account, request)?;
+    savepoint.commit()?;
+    Ok(outcome)
+}
+
+fn stats(conn: &Connection) -> rusqlite::Result<Stats> {
+    conn.query_row(
+        "SELECT (SELECT COUNT(DISTINCT account) FROM devices),
+                (SELECT COUNT(*) FROM devices),
+                (SELECT COUNT(*) FROM records WHERE deleted = 0)",
+        [],
+        |row| {
+            Ok(Stats {
+                accounts: row.get(0)?,
+                devices: row.get(1)?,
+                records: row.get(2)?,
+            })
+        },
+    )
+}
