@@ -319,6 +319,20 @@ mod tests {
     }
 
     #[test]
+    fn example_config_is_the_template_plus_tokens_and_loads() {
+        let example = include_str!("../config.example.toml");
+        assert!(
+            example.starts_with(&template()),
+            "config.example.toml must begin with `tickit-sync init`'s output"
+        );
+        let dir = temp_dir("example");
+        let path = write(&dir, example);
+        let config = load(&path, &Overrides::default()).unwrap();
+        assert_eq!(config.tokens.len(), 3);
+        assert_eq!(config.tokens.account_of("replace-me-with-a-long-random-string"), Some("default"));
+    }
+
+    #[test]
     fn a_misspelt_setting_names_its_line() {
         let dir = temp_dir("typo");
         let path = write(&dir, "[server]\nbind = \"127.0.0.1\"\nprot = 3030\n");
