@@ -8,6 +8,7 @@ mod api;
 mod config;
 mod health;
 mod listener;
+mod permissions;
 mod protocol;
 mod reload;
 mod serve;

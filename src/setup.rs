@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::config::{self, Config, ListenAddr, Overrides};
-use crate::tokens;
+use crate::{permissions, tokens};
 
 /// `init`: writes a commented config with every default, refusing to overwrite one.
 pub fn init(path: &Path, force: bool) -> Result<(), String> {
@@ -102,14 +102,9 @@ fn client_server_url(path: &Path) -> String {
 }
 
 fn write_new(path: &Path, text: &str) -> Result<(), String> {
+    const SETTING: &str = "--config or TICKIT_SYNC_CONFIG";
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| permissions::write_error(dir, &e, SETTING))?;
     }
-    std::fs::write(path, text).map_err(|e| {
-        format!(
-            "cannot write {}: {e}; choose a writable place with --config or TICKIT_SYNC_CONFIG",
-            path.display()
-        )
-    })
+    std::fs::write(path, text).map_err(|e| permissions::write_error(path, &e, SETTING))
 }

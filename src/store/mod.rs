@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::permissions;
 use crate::protocol::SyncRequest;
 pub use sync::SyncOutcome;
 use sync::{Clock, apply, newest_stamp};
@@ -129,53 +130,39 @@ impl Store {
 }
 
 fn open_connection(path: &Path) -> Result<Connection, String> {
-    let shown = path.display();
+    const SETTING: &str = "[database] path or TICKIT_SYNC_DB";
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty())
         && !dir.is_dir()
     {
-        {
-            return Err(format!(
-                "database {shown}: directory {} does not exist; create it or set [database] path \
-                 (or TICKIT_SYNC_DB) to a writable place",
-                dir.display()
-            ));
-        }
+        return Err(format!(
+            "database {}: directory {} does not exist; create it or set {SETTING} to a \
+             writable place",
+            path.display(),
+            dir.display()
+        ));
     }
-    let conn = Connection::open(path).map_err(|e| {
-        format!(
-            "cannot open database {shown}: {e}; check that the directory is writable by this user \
-             (uid {}) or set [database] path (or TICKIT_SYNC_DB) elsewhere",
-            current_uid()
-        )
-    })?;
+    let io_error = |e: rusqlite::Error| {
+        let kind = match &e {
+            rusqlite::Error::SqliteFailure(failure, _)
+                if matches!(
+                    failure.code,
+                    rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly
+                ) =>
+            {
+                std::io::ErrorKind::PermissionDenied
+            }
+            _ => std::io::ErrorKind::Other,
+        };
+        permissions::write_error(path, &std::io::Error::new(kind, e.to_string()), SETTING)
+    };
+    let conn = Connection::open(path).map_err(io_error)?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
-         PRAGMA foreign_keys = ON;
          PRAGMA busy_timeout = 5000;",
     )
-    .map_err(|e| {
-        format!(
-            "cannot use database {shown}: {e}; the file and its directory must be writable by \
-             uid {} (SQLite also writes {shown}-wal and {shown}-shm beside it)",
-            current_uid()
-        )
-    })?;
+    .map_err(io_error)?;
     Ok(conn)
-}
-
-/// The user id, for errors about file permissions (containers often run as another uid).
-fn current_uid() -> String {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("Uid:"))
-                .and_then(|ids| ids.split_whitespace().next())
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| "unknown".into())
 }
 
 fn run_writer(mut conn: Connection, mut receiver: mpsc::Receiver<Command>, mut clock: Clock) {

@@ -1,0 +1,39 @@
+//! Advice for the most common start-up failure in containers and services: a directory the
+//! server's user cannot write.
+
+use std::io;
+use std::path::Path;
+
+/// Explains an error writing `path`, naming the user id that lacks the permission.
+pub fn write_error(path: &Path, e: &io::Error, setting: &str) -> String {
+    let shown = path.display();
+    if e.kind() == io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(30) {
+        let dir = path
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
+        return format!(
+            "cannot write {shown}: {e}. Its directory {} must be writable by uid {uid} (the user \
+             tickit-sync runs as): for a container volume run `chown {uid} <host directory>`, \
+             or choose another place with {setting}",
+            dir.display(),
+            uid = current_uid()
+        );
+    }
+    format!("cannot write {shown}: {e}; choose another place with {setting}")
+}
+
+/// The real user id of this process, read without unsafe code.
+fn current_uid() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().next())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
