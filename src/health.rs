@@ -5,14 +5,21 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+use crate::config::{self, ListenAddr, Overrides};
+
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The URL probed when none is given: this machine, on `TICKIT_SYNC_PORT` or 3030.
+/// The URL probed when none is given: this machine, on `TICKIT_SYNC_PORT`, else the port of
+/// the config `serve` would use, else 3030.
 pub fn default_url() -> String {
-    let port = std::env::var("TICKIT_SYNC_PORT")
+    let configured = config::load(&config::locate(None), &Overrides::default())
         .ok()
-        .filter(|port| !port.is_empty())
-        .unwrap_or_else(|| "3030".into());
+        .and_then(|config| match config.listen {
+            ListenAddr::Tcp { port, .. } => Some(port),
+            ListenAddr::Unix(_) => None,
+        });
+    let from_env = || std::env::var("TICKIT_SYNC_PORT").ok()?.parse().ok();
+    let port: u16 = configured.or_else(from_env).unwrap_or(3030);
     format!("http://127.0.0.1:{port}/health")
 }
 

@@ -121,7 +121,8 @@ struct ServeArgs {
 /// Check that a server answers /health; exits 0 if healthy, 1 with the reason otherwise.
 #[argh(subcommand, name = "health")]
 struct HealthArgs {
-    /// URL to probe (default: http://127.0.0.1:$TICKIT_SYNC_PORT/health, port 3030 if unset)
+    /// URL to probe (default: http://127.0.0.1:PORT/health, PORT being $TICKIT_SYNC_PORT, else
+    /// the config's port, else 3030)
     #[argh(option)]
     url: Option<String>,
 }
