@@ -329,7 +329,12 @@ mod tests {
         let path = write(&dir, example);
         let config = load(&path, &Overrides::default()).unwrap();
         assert_eq!(config.tokens.len(), 3);
-        assert_eq!(config.tokens.account_of("replace-me-with-a-long-random-string"), Some("default"));
+        assert_eq!(
+            config
+                .tokens
+                .account_of("replace-me-with-a-long-random-string"),
+            Some("default")
+        );
     }
 
     #[test]

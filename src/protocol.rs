@@ -395,7 +395,7 @@ pub fn semantic_key(kind: Kind, deleted: bool, body: &Map<String, Value>) -> Str
     let mut key = Map::new();
     for &field in known_fields(kind) {
         let mut value = filled.get(field).cloned().unwrap_or(Value::Null);
-        let instant = value.as_str().and_then(timestamp::parse_due_date_nanos);
+        let instant = value.as_str().and_then(key_instant);
         if let Some(nanos) = instant.filter(|_| timestamp_fields(kind).contains(&field)) {
             value = Value::from(nanos);
         }
@@ -405,6 +405,19 @@ pub fn semantic_key(kind: Kind, deleted: bool, body: &Map<String, Value>) -> Str
         key.insert(field.to_owned(), value);
     }
     Value::Object(key).to_string()
+}
+
+/// The instant a timestamp field stands for, as the desktop client reads it. tickit 0.5.8
+/// reads a bare due date `2026-12-03` as the last second of that day in UTC and writes it back
+/// as `2026-12-03T23:59:59+00:00`: the same version, which must not win or lose a tie.
+fn key_instant(text: &str) -> Option<i64> {
+    const BARE_DATE_READ_AS: i64 = (24 * 60 * 60 - 1) * 1_000_000_000;
+    let midnight_or_instant = timestamp::parse_due_date_nanos(text)?;
+    if text.len() == 10 {
+        midnight_or_instant.checked_add(BARE_DATE_READ_AS)
+    } else {
+        Some(midnight_or_instant)
+    }
 }
 
 /// Fills, in place, every field the desktop client requires but a writer may have left out.
@@ -560,13 +573,20 @@ mod tests {
         .unwrap();
         let desktop: Map<String, Value> = serde_json::from_str(
             r#"{"type":"task","id":"5d3c2b1a-0f9e-4d8c-b7a6-958473625140","title":"t","description":null,"url":null,"priority":"high",
-               "completed":false,"list_id":"7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d","tag_ids":[],"due_date":"2026-12-03T00:00:00+00:00",
+               "completed":false,"list_id":"7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d","tag_ids":[],"due_date":"2026-12-03T23:59:59+00:00",
                "created_at":"2026-11-24T21:10:05.120000000Z","updated_at":"2026-11-24T21:12:44.907Z","completed_at":null}"#,
         )
         .unwrap();
+        // The desktop reads the bare date as 23:59:59 UTC and writes that back.
         assert_eq!(
             semantic_key(Kind::Task, false, &mobile),
             semantic_key(Kind::Task, false, &desktop)
+        );
+        let mut midnight = desktop.clone();
+        midnight.insert("due_date".into(), "2026-12-03T00:00:00Z".into());
+        assert_ne!(
+            semantic_key(Kind::Task, false, &mobile),
+            semantic_key(Kind::Task, false, &midnight)
         );
     }
 }

@@ -163,7 +163,11 @@ pub fn apply(
                 }
             }
             Decision::Lose => {
-                conflicts.push(sent_id.clone());
+                // A task-tag link has no id of its own, and `conflicts` must hold UUIDs
+                // (the desktop parses them strictly): its winner is sent back all the same.
+                if change.kind != Kind::TaskTag || change.deleted {
+                    conflicts.push(sent_id.clone());
+                }
                 winners_to_resend.push((change.kind, change.id));
             }
         }

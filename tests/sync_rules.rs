@@ -1,0 +1,1318 @@
+//! PROTOCOL.md "Server semantics (required)", rules 1-11: each checked against the real
+//! binary over HTTP, with the captured desktop and mobile request bodies wherever they fit.
+//!
+//! Most tests run with `clock_skew_allowance_secs = 0` so a response holds exactly the changes
+//! stamped after `last_sync`; `settle()` then waits out the millisecond that `server_time` is
+//! rounded down to, so a later `server_time` is after every stamp handed out before it.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+
+// Ids from the desktop fixtures (device A).
+const A_INBOX: &str = "e47412ad-4c51-467d-be5f-966fb7d0db5d";
+const A_WORK: &str = "7a2e964d-f566-4108-aed1-135b62afefac";
+const A_TAG: &str = "083f62a4-7e11-459f-9403-9136b2e4b7b8";
+const A_REPORT: &str = "55794518-c168-4fc8-9cdf-17cfa7eca7be";
+const A_MILK: &str = "de94b5d7-64cd-498b-bd04-b6979ee3e311";
+const A_PLUMBER: &str = "8cb2d94e-f2b9-49f1-8b4c-f0aa26eb6874";
+// Ids from the mobile fixtures (device B).
+const B_INBOX: &str = "7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d";
+const B_TAG: &str = "2c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f";
+const B_PARCEL: &str = "5d3c2b1a-0f9e-4d8c-b7a6-958473625140";
+const B_PASSPORT: &str = "6e4d3c2b-1a0f-4e9d-8c7b-a69584736251";
+// Ids of records the tests make up.
+const DEVICE_D: &str = "9d2c7e1a-5b3f-4c6d-8e7f-a0b1c2d3e4f5";
+const NEW_TASK: &str = "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d";
+const NEW_TASK_2: &str = "b2c3d4e5-f6a7-4b8c-9d0e-1f2a3b4c5d6e";
+const NEW_TAG: &str = "c3d4e5f6-a7b8-4c9d-8e0f-2a3b4c5d6e7f";
+const NEW_LIST: &str = "d4e5f6a7-b8c9-4d0e-9f1a-3b4c5d6e7f80";
+
+const DESKTOP_FULL: &str = "desktop-0.5.8/full-sync-request.json";
+const DESKTOP_INCREMENTAL: &str = "desktop-0.5.8/incremental-request.json";
+const DESKTOP_TOMBSTONE: &str = "desktop-0.5.8/tombstone-request.json";
+const MOBILE_FULL: &str = "mobile/full-sync-request.json";
+const MOBILE_INCREMENTAL: &str = "mobile/incremental-request.json";
+
+/// A server whose `server_time` is not set back, so feeds hold exactly what is new.
+fn skewless() -> Server {
+    Server::start_with_config(&config_with("[sync]\nclock_skew_allowance_secs = 0"))
+}
+
+/// Waits until the next `server_time` (rounded down to the millisecond) is after every stamp
+/// handed out so far.
+fn settle() {
+    std::thread::sleep(Duration::from_millis(3));
+}
+
+fn server_time(response: &Value) -> String {
+    response["server_time"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no server_time in {response}"))
+        .to_owned()
+}
+
+/// A fixture request with its `last_sync` replaced, as the client would send it.
+fn request(path: &str, last_sync: Option<&str>) -> Value {
+    let mut body = fixture(path);
+    body["last_sync"] = json!(last_sync);
+    body
+}
+
+/// The record with `id` in a request body's changes.
+fn sent(body: &Value, id: &str) -> Value {
+    body["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|record| record["id"] == id)
+        .unwrap_or_else(|| panic!("no {id} in the request"))
+        .clone()
+}
+
+/// `record` with the fields of `fields` set.
+fn with(mut record: Value, fields: Value) -> Value {
+    for (name, value) in fields.as_object().unwrap() {
+        record[name] = value.clone();
+    }
+    record
+}
+
+/// Everything the account holds, as a device that never synced receives it.
+fn everything(server: &Server, device: &str) -> Value {
+    let response = server.sync_ok(TOKEN, &sync_body(device, None, vec![]));
+    assert_eq!(response["conflicts"], json!([]));
+    response
+}
+
+fn types(response: &Value) -> Vec<String> {
+    response["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|record| record["type"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn sorted(mut ids: Vec<String>) -> Vec<String> {
+    ids.sort();
+    ids
+}
+
+/// Stops the server with `signal` (`TERM` or `KILL`) and keeps its directory.
+fn stop_keeping_dir(mut server: Server, signal: &str) -> TempDir {
+    server.signal(signal);
+    let (status, stderr) = server.wait_exit();
+    if signal == "TERM" {
+        assert!(status.success(), "server failed to stop: {stderr}");
+    }
+    std::mem::replace(&mut server.dir, TempDir(PathBuf::new()))
+}
+
+/// Stops the server with `signal` and starts a new one on the same directory.
+fn restart(server: Server, signal: &str) -> Server {
+    Server::start_in(stop_keeping_dir(server, signal), &[], &[])
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Accounts.
+
+#[test]
+fn accounts_never_see_each_others_records() {
+    let server = Server::start();
+    let desktop = fixture(DESKTOP_FULL);
+    server.sync_ok(TOKEN, &desktop);
+
+    let other = server.sync_ok(OTHER_ACCOUNT_TOKEN, &sync_body(DEVICE_C, None, vec![]));
+    assert_eq!(other["changes"], json!([]));
+
+    // The same id in another account is another record: an older version is no conflict.
+    let other_tag = tag(A_TAG, "the other account's tag", "2020-01-01T00:00:00Z");
+    let other = server.sync_ok(
+        OTHER_ACCOUNT_TOKEN,
+        &sync_body(DEVICE_C, None, vec![other_tag.clone()]),
+    );
+    assert_eq!(other["conflicts"], json!([]));
+    assert_eq!(other["changes"], json!([other_tag]));
+
+    // Another token of the default account sees the default account's records, untouched.
+    let same = server.sync_ok(TOKEN_2, &sync_body(DEVICE_B, None, vec![]));
+    let expected: Vec<Value> = [A_INBOX, A_WORK, A_TAG, A_REPORT, A_MILK]
+        .iter()
+        .map(|id| sent(&desktop, id))
+        .collect();
+    assert_eq!(same["changes"], json!(expected));
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Change feed by server stamp; server_time.
+
+#[test]
+fn change_from_a_device_whose_clock_is_behind_reaches_a_device_that_synced_after() {
+    let server = skewless();
+    let a_first = server.sync_ok(TOKEN, &fixture(DESKTOP_FULL));
+    settle();
+    let b_first = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
+    assert_eq!(b_first["changes"].as_array().unwrap().len(), 5);
+    settle();
+
+    // A's clock is far behind: its edit is dated long before B's last sync.
+    let late = task(
+        NEW_TASK,
+        "written on a slow clock",
+        A_WORK,
+        "2020-01-01T00:00:00.000000001Z",
+    );
+    let a_second = server.sync_ok(
+        TOKEN,
+        &sync_body(DEVICE_A, Some(&server_time(&a_first)), vec![late.clone()]),
+    );
+    assert_eq!(a_second["changes"], json!([]));
+
+    let b_second = server.sync_ok(
+        TOKEN,
+        &sync_body(DEVICE_B, Some(&server_time(&b_first)), vec![]),
+    );
+    assert_eq!(b_second["changes"], json!([late]));
+    assert_eq!(b_second["conflicts"], json!([]));
+}
+
+#[test]
+fn every_change_after_last_sync_is_sent_once_and_nothing_before_it() {
+    let server = skewless();
+    let b_first = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
+    let mut last_sync = server_time(&b_first);
+    for round in 0..5 {
+        settle();
+        let id = format!("a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5{round}");
+        // Versions dated in the past and the future alike: only the server's stamp counts.
+        let updated = if round % 2 == 0 {
+            "2019-05-05T05:05:05Z"
+        } else {
+            "2099-05-05T05:05:05Z"
+        };
+        let record = task(&id, "round", A_INBOX, updated);
+        server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![record]));
+        settle();
+        let b = server.sync_ok(TOKEN, &sync_body(DEVICE_B, Some(&last_sync), vec![]));
+        assert_eq!(ids(&b), [id], "round {round}");
+        last_sync = server_time(&b);
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.sssZ` and nothing else.
+fn is_javascript_time(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() == 24
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 => *c == b':',
+            19 => *c == b'.',
+            23 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+fn now_nanos() -> i128 {
+    jiff::Timestamp::now().as_nanosecond()
+}
+
+#[test]
+fn server_time_is_utc_milliseconds_set_back_by_the_skew_allowance() {
+    for (settings, skew_secs) in [
+        ("", 300),
+        ("[sync]\nclock_skew_allowance_secs = 300", 300),
+        ("[sync]\nclock_skew_allowance_secs = 0", 0),
+        ("[sync]\nclock_skew_allowance_secs = 7", 7),
+    ] {
+        let server = Server::start_with_config(&config_with(settings));
+        let before = now_nanos();
+        let response = server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![]));
+        let after = now_nanos();
+        let text = server_time(&response);
+        assert!(is_javascript_time(&text), "{settings:?}: {text:?}");
+        let at: jiff::Timestamp = text.parse().unwrap();
+        let skew = i128::from(skew_secs) * 1_000_000_000;
+        let at = at.as_nanosecond();
+        assert!(
+            before - skew - 1_000_000 <= at && at <= after - skew,
+            "{settings:?}: server_time {text} is not {skew_secs} s before the request"
+        );
+    }
+}
+
+#[test]
+fn within_the_skew_allowance_recent_changes_are_sent_again_not_lost() {
+    let server = Server::start();
+    let desktop = fixture(DESKTOP_FULL);
+    server.sync_ok(TOKEN, &desktop);
+    let b_first = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
+    settle();
+    let b_second = server.sync_ok(
+        TOKEN,
+        &sync_body(DEVICE_B, Some(&server_time(&b_first)), vec![]),
+    );
+    assert_eq!(b_second["changes"], b_first["changes"]);
+
+    let skewless = skewless();
+    skewless.sync_ok(TOKEN, &desktop);
+    settle();
+    let b_first = skewless.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
+    let b_second = skewless.sync_ok(
+        TOKEN,
+        &sync_body(DEVICE_B, Some(&server_time(&b_first)), vec![]),
+    );
+    assert_eq!(b_second["changes"], json!([]));
+}
+
+#[test]
+fn stamps_keep_increasing_when_the_wall_clock_goes_back() {
+    let server = skewless();
+    server.sync_ok(TOKEN, &fixture(DESKTOP_FULL));
+    let dir = stop_keeping_dir(server, "TERM");
+    // Stand-in for a wall clock set back by an hour: every stored stamp is an hour ahead
+    // (and on a whole millisecond, so the server_time that covers them repeats none).
+    let database = dir.path().join("tickit-sync.sqlite");
+    let conn = rusqlite::Connection::open(&database).unwrap();
+    let moved = conn
+        .execute(
+            "UPDATE records SET stamp = (stamp / 1000000 + 3600000) * 1000000",
+            [],
+        )
+        .unwrap();
+    assert_eq!(moved, 5);
+    drop(conn);
+    let server = Server::start_in(dir, &[], &[]);
+    let b_first = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
+    let first_time: jiff::Timestamp = server_time(&b_first).parse().unwrap();
+    assert!(
+        first_time.as_nanosecond() > now_nanos() + 3_000_000_000_000,
+        "server_time {first_time} covers the stamps an hour ahead"
+    );
+    let record = task(
+        NEW_TASK,
+        "after the clock went back",
+        A_INBOX,
+        "2026-11-25T00:00:00Z",
+    );
+    server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![record.clone()]));
+    let b_second = server.sync_ok(
+        TOKEN,
+        &sync_body(DEVICE_B, Some(&server_time(&b_first)), vec![]),
+    );
+    assert_eq!(b_second["changes"], json!([record]));
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. No echo.
+
+#[test]
+fn own_upload_is_not_echoed_on_incremental_sync_but_is_on_full_sync() {
+    // The default allowance: the upload is well within the window that is sent again.
+    let server = Server::start();
+    let desktop = fixture(DESKTOP_FULL);
+    let a_first = server.sync_ok(TOKEN, &desktop);
+    assert_eq!(
+        sorted(ids(&a_first)),
+        sorted(
+            [A_INBOX, A_WORK, A_TAG, A_REPORT, A_MILK]
+                .map(String::from)
+                .to_vec()
+        ),
+        "a full sync returns everything, the device's own records included"
+    );
+    let incremental = request(DESKTOP_INCREMENTAL, Some(&server_time(&a_first)));
+    let a_second = server.sync_ok(TOKEN, &incremental);
+    assert_eq!(a_second["changes"], json!([]));
+
+    let b_tag = tag(NEW_TAG, "from B", "2026-11-24T23:00:00Z");
+    server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![b_tag.clone()]));
+    let a_third = server.sync_ok(
+        TOKEN,
+        &sync_body(DEVICE_A, Some(&server_time(&a_second)), vec![]),
+    );
+    assert_eq!(a_third["changes"], json!([b_tag]));
+
+    let a_full = server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![]));
+    assert_eq!(
+        ids(&a_full),
+        [A_INBOX, A_WORK, A_TAG, NEW_TAG, A_REPORT, A_MILK, A_PLUMBER]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. Last write wins, deterministically.
+
+#[test]
+fn later_version_wins_at_nanosecond_precision() {
+    let server = skewless();
+    let one = tag(NEW_TAG, "one", "2026-11-24T22:45:21.000000001Z");
+    let zero = tag(NEW_TAG, "zero", "2026-11-24T22:45:21.000000000Z");
+    let two = tag(NEW_TAG, "two", "2026-11-24T22:45:21.000000002Z");
+    server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![one.clone()]));
+
+    let b = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![zero]));
+    assert_eq!(b["conflicts"], json!([NEW_TAG]));
+    assert_eq!(b["changes"], json!([one]));
+
+    let b = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![two.clone()]));
+    assert_eq!(b["conflicts"], json!([]));
+    assert_eq!(everything(&server, DEVICE_C)["changes"], json!([two]));
+}
+
+#[test]
+fn versions_are_compared_as_instants_not_as_strings() {
+    let server = skewless();
+    // As text "23:45...+01:00" sorts after "22:45...Z", but it is 1 ns earlier.
+    let offset = tag(NEW_TAG, "offset", "2026-11-24T23:45:21.5+01:00");
+    let later = tag(NEW_TAG, "one ns later", "2026-11-24T22:45:21.500000001Z");
+    server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![offset.clone()]));
+    let b = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![later.clone()]));
+    assert_eq!(b["conflicts"], json!([]));
+    let a = server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![offset]));
+    assert_eq!(a["conflicts"], json!([NEW_TAG]));
+    assert_eq!(everything(&server, DEVICE_C)["changes"], json!([later]));
+}
+
+#[test]
+fn a_tie_is_broken_the_same_way_whatever_the_arrival_order() {
+    let at = "2026-11-24T22:45:21.123456789Z";
+    let red = with(tag(NEW_TAG, "tie", at), json!({"color": "#f38ba8"}));
+    let blue = with(tag(NEW_TAG, "tie", at), json!({"color": "#89b4fa"}));
+    let mut outcomes = Vec::new();
+    for order in [
+        [(DEVICE_A, &red), (DEVICE_B, &blue)],
+        [(DEVICE_B, &blue), (DEVICE_A, &red)],
+    ] {
+        let server = skewless();
+        let (first_device, first) = order[0];
+        let (second_device, second) = order[1];
+        let response = server.sync_ok(TOKEN, &sync_body(first_device, None, vec![first.clone()]));
+        assert_eq!(response["conflicts"], json!([]));
+        let response = server.sync_ok(TOKEN, &sync_body(second_device, None, vec![second.clone()]));
+        let stored = everything(&server, DEVICE_C)["changes"].clone();
+        // The second version either replaced the first or lost to it, reported as a conflict.
+        if stored == json!([second]) {
+            assert_eq!(response["conflicts"], json!([]));
+        } else {
+            assert_eq!(stored, json!([first]));
+            assert_eq!(response["conflicts"], json!([NEW_TAG]));
+            assert_eq!(response["changes"], json!([first]));
+        }
+        // Replaying both changes nothing.
+        server.sync_ok(TOKEN, &sync_body(first_device, None, vec![first.clone()]));
+        server.sync_ok(TOKEN, &sync_body(second_device, None, vec![second.clone()]));
+        assert_eq!(everything(&server, DEVICE_C)["changes"], stored);
+        outcomes.push(stored);
+    }
+    assert_eq!(outcomes[0], outcomes[1]);
+}
+
+#[test]
+fn a_tombstone_wins_a_tie_with_an_update_in_either_order() {
+    let at = "2026-11-24T22:45:21.5Z";
+    let record = task(NEW_TASK, "tie", A_INBOX, at);
+    let tombstone = deleted(NEW_TASK, "task", at);
+    for order in [[&record, &tombstone], [&tombstone, &record]] {
+        let server = skewless();
+        server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![order[0].clone()]));
+        server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![order[1].clone()]));
+        assert_eq!(everything(&server, DEVICE_C)["changes"], json!([tombstone]));
+    }
+}
+
+#[test]
+fn a_tombstone_beats_an_older_update_and_a_newer_update_resurrects() {
+    let server = skewless();
+    let created = task(NEW_TASK, "v1", A_INBOX, "2026-11-24T22:00:00.000000001Z");
+    let a_first = server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![created]));
+    settle();
+    let b_first = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
+    settle();
+    let tombstone = deleted(NEW_TASK, "task", "2026-11-24T22:00:00.000000003Z");
+    let a_second = server.sync_ok(
+        TOKEN,
+        &sync_body(
+            DEVICE_A,
+            Some(&server_time(&a_first)),
+            vec![tombstone.clone()],
+        ),
+    );
+    settle();
+    // B edited before the delete: its older update loses, and B gets the tombstone at once.
+    let edited = task(NEW_TASK, "v2", A_INBOX, "2026-11-24T22:00:00.000000002Z");
+    let b_second = server.sync_ok(
+        TOKEN,
+        &sync_body(DEVICE_B, Some(&server_time(&b_first)), vec![edited]),
+    );
+    assert_eq!(b_second["conflicts"], json!([NEW_TASK]));
+    assert_eq!(b_second["changes"], json!([tombstone]));
+    assert_eq!(everything(&server, DEVICE_C)["changes"], json!([tombstone]));
+
+    // An edit after the delete brings the task back, for every device.
+    settle();
+    let revived = task(NEW_TASK, "v3", A_INBOX, "2026-11-24T22:00:00.000000004Z");
+    let b_third = server.sync_ok(
+        TOKEN,
+        &sync_body(
+            DEVICE_B,
+            Some(&server_time(&b_second)),
+            vec![revived.clone()],
+        ),
+    );
+    assert_eq!(b_third["conflicts"], json!([]));
+    assert_eq!(b_third["changes"], json!([]));
+    let a_third = server.sync_ok(
+        TOKEN,
+        &sync_body(DEVICE_A, Some(&server_time(&a_second)), vec![]),
+    );
+    assert_eq!(a_third["changes"], json!([revived]));
+    assert_eq!(everything(&server, DEVICE_C)["changes"], json!([revived]));
+}
+
+#[test]
+fn an_older_tombstone_loses_to_a_newer_update_which_is_sent_back() {
+    let server = skewless();
+    let edited = task(
+        NEW_TASK,
+        "edited after the delete",
+        A_INBOX,
+        "2026-11-24T22:00:02Z",
+    );
+    let a_first = server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![edited.clone()]));
+    settle();
+    let b_first = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
+    settle();
+    let stale = deleted(NEW_TASK, "task", "2026-11-24T22:00:01Z");
+    let b = server.sync_ok(
+        TOKEN,
+        &sync_body(DEVICE_B, Some(&server_time(&b_first)), vec![stale]),
+    );
+    assert_eq!(b["conflicts"], json!([NEW_TASK]));
+    assert_eq!(b["changes"], json!([edited]));
+    let a = server.sync_ok(
+        TOKEN,
+        &sync_body(DEVICE_A, Some(&server_time(&a_first)), vec![]),
+    );
+    assert_eq!(a["changes"], json!([]));
+    assert_eq!(everything(&server, DEVICE_C)["changes"], json!([edited]));
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. Conflicts converge.
+
+#[test]
+fn a_conflict_sends_the_winner_even_when_last_sync_is_after_its_stamp() {
+    let server = skewless();
+    let newer = tag(
+        A_TAG,
+        "errands (renamed on A)",
+        "2026-11-24T23:00:00.000000000Z",
+    );
+    server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![newer.clone()]));
+    settle();
+    let b_first = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
+    settle();
+    let since = server_time(&b_first);
+    // Without a conflict B's feed is empty: the winner's stamp is before B's last_sync.
+    let quiet = server.sync_ok(TOKEN, &sync_body(DEVICE_B, Some(&since), vec![]));
+    assert_eq!(quiet["changes"], json!([]));
+
+    let older = tag(
+        A_TAG,
+        "errands (renamed on B)",
+        "2026-11-24T22:59:59.999999999Z",
+    );
+    let b = server.sync_ok(TOKEN, &sync_body(DEVICE_B, Some(&since), vec![older]));
+    assert_eq!(b["conflicts"], json!([A_TAG]));
+    assert_eq!(b["changes"], json!([newer]));
+}
+
+#[test]
+fn a_conflict_on_a_record_the_device_sent_itself_still_sends_the_winner() {
+    // Device A's own retry of an old version loses to A's newer one; no echo must not hide it.
+    let server = skewless();
+    let newer = task(NEW_TASK, "v2", A_INBOX, "2026-11-24T23:00:00.2Z");
+    let older = task(NEW_TASK, "v1", A_INBOX, "2026-11-24T23:00:00.1Z");
+    let a_first = server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![newer.clone()]));
+    settle();
+    let a = server.sync_ok(
+        TOKEN,
+        &sync_body(DEVICE_A, Some(&server_time(&a_first)), vec![older]),
+    );
+    assert_eq!(a["conflicts"], json!([NEW_TASK]));
+    assert_eq!(a["changes"], json!([newer]));
+}
+
+#[test]
+fn a_losing_task_tag_link_is_sent_back_and_conflicts_stay_uuids() {
+    // A link has no id of its own; the desktop parses `conflicts` as UUIDs, strictly.
+    let server = skewless();
+    let link = |created_at: &str| json!({"type": "task_tag", "task_id": A_REPORT, "tag_id": A_TAG, "created_at": created_at});
+    let newer = link("2026-11-24T22:45:22Z");
+    server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![newer.clone()]));
+    settle();
+    let b_first = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
+    settle();
+    let b = server.sync_ok(
+        TOKEN,
+        &sync_body(
+            DEVICE_B,
+            Some(&server_time(&b_first)),
+            vec![link("2026-11-24T22:45:21Z")],
+        ),
+    );
+    for id in b["conflicts"].as_array().unwrap() {
+        let id = id.as_str().unwrap();
+        assert!(uuid::Uuid::try_parse(id).is_ok(), "conflict id {id:?}");
+    }
+    assert_eq!(b["conflicts"], json!([]));
+    assert_eq!(b["changes"], json!([newer]));
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. Idempotent.
+
+#[test]
+fn replaying_requests_changes_nothing_and_reports_no_conflict() {
+    let server = skewless();
+    let full = fixture(DESKTOP_FULL);
+    let a_first = server.sync_ok(TOKEN, &full);
+    settle();
+    let b_first = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
+    settle();
+
+    let incremental = request(DESKTOP_INCREMENTAL, Some(&server_time(&a_first)));
+    for attempt in 0..2 {
+        let a = server.sync_ok(TOKEN, &incremental);
+        assert_eq!(a["conflicts"], json!([]), "attempt {attempt}");
+        assert_eq!(a["changes"], json!([]), "attempt {attempt}");
+    }
+    let replay = server.sync_ok(TOKEN, &full);
+    assert_eq!(replay["conflicts"], json!([]));
+    let tombstone = request(DESKTOP_TOMBSTONE, Some(&server_time(&a_first)));
+    for attempt in 0..2 {
+        let a = server.sync_ok(TOKEN, &tombstone);
+        assert_eq!(a["conflicts"], json!([]), "attempt {attempt}");
+    }
+
+    // B receives each change once; the replays made no new stamps.
+    let b = server.sync_ok(
+        TOKEN,
+        &sync_body(DEVICE_B, Some(&server_time(&b_first)), vec![]),
+    );
+    assert_eq!(ids(&b), [A_PLUMBER, A_MILK]);
+    assert_eq!(b["changes"][0], sent(&incremental, A_PLUMBER));
+    assert_eq!(b["changes"][1], sent(&tombstone, A_MILK));
+}
+
+#[test]
+fn an_identical_version_from_another_device_is_not_broadcast_again() {
+    let server = skewless();
+    let full = fixture(DESKTOP_FULL);
+    let a_first = server.sync_ok(TOKEN, &full);
+    settle();
+    let b_first = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
+    let c_first = server.sync_ok(TOKEN, &sync_body(DEVICE_C, None, vec![]));
+    settle();
+
+    // B sends back what it received, spelled its own way (offsets, nulls left out).
+    let report = sent(&full, A_REPORT);
+    let mut respelled = with(
+        report.clone(),
+        json!({
+            "created_at": "2026-11-24T22:45:21.061633123+00:00",
+            "updated_at": "2026-11-24T23:45:21.061633123+01:00",
+            "due_date": "2026-12-01T23:59:59Z",
+        }),
+    );
+    respelled.as_object_mut().unwrap().remove("completed_at");
+    let work = sent(&full, A_WORK);
+    let errands = sent(&full, A_TAG);
+    let b = server.sync_ok(
+        TOKEN,
+        &sync_body(
+            DEVICE_B,
+            Some(&server_time(&b_first)),
+            vec![respelled, work, errands],
+        ),
+    );
+    assert_eq!(b["conflicts"], json!([]));
+    assert_eq!(b["changes"], json!([]));
+
+    for (device, previous) in [(DEVICE_A, &a_first), (DEVICE_C, &c_first)] {
+        let response = server.sync_ok(
+            TOKEN,
+            &sync_body(device, Some(&server_time(previous)), vec![]),
+        );
+        assert_eq!(response["changes"], json!([]), "device {device}");
+    }
+    // The stored version keeps its first writer's spelling.
+    let stored = everything(&server, DEVICE_D);
+    assert_eq!(find(&stored, A_REPORT), Some(&report));
+}
+
+#[test]
+fn a_desktop_re_upload_of_a_mobile_bare_due_date_is_the_same_version() {
+    // tickit 0.5.8 reads a bare due date as 23:59:59 UTC that day and writes it back with
+    // `to_rfc3339`; its other timestamps come back in chrono's own spelling.
+    let server = skewless();
+    let mobile = fixture(MOBILE_FULL);
+    let b_first = server.sync_ok(TOKEN, &mobile);
+    settle();
+    let a_first = server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![]));
+    settle();
+    let parcel = sent(&mobile, B_PARCEL);
+    let as_desktop_holds_it = with(
+        parcel.clone(),
+        json!({
+            "due_date": "2026-12-03T23:59:59+00:00",
+            "created_at": "2026-11-24T21:10:05.120Z",
+            "updated_at": "2026-11-24T21:12:44.907Z",
+        }),
+    );
+    let a = server.sync_ok(
+        TOKEN,
+        &sync_body(
+            DEVICE_A,
+            Some(&server_time(&a_first)),
+            vec![as_desktop_holds_it],
+        ),
+    );
+    assert_eq!(a["conflicts"], json!([]));
+    assert_eq!(a["changes"], json!([]));
+    let b = server.sync_ok(
+        TOKEN,
+        &sync_body(DEVICE_B, Some(&server_time(&b_first)), vec![]),
+    );
+    assert_eq!(b["changes"], json!([]));
+    assert_eq!(
+        find(&everything(&server, DEVICE_C), B_PARCEL),
+        Some(&parcel)
+    );
+}
+
+#[test]
+fn a_forced_full_sync_of_everything_received_changes_nothing() {
+    // `tickit sync --force` sends every record the device holds (its inbox under its own id,
+    // defaults filled in), with no tombstones: all of it is already stored.
+    let server = skewless();
+    let a_first = server.sync_ok(TOKEN, &fixture(DESKTOP_FULL));
+    settle();
+    server.sync_ok(TOKEN, &fixture(MOBILE_FULL));
+    settle();
+    let a_base = server.sync_ok(
+        TOKEN,
+        &sync_body(DEVICE_A, Some(&server_time(&a_first)), vec![]),
+    );
+    let b_base = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
+    let c_base = everything(&server, DEVICE_C);
+    settle();
+
+    for device in [DEVICE_B, DEVICE_A] {
+        let held = server.sync_ok(TOKEN, &sync_body(device, None, vec![]))["changes"].clone();
+        let records = held.as_array().unwrap().clone();
+        let forced = server.sync_ok(TOKEN, &sync_body(device, None, records));
+        assert_eq!(forced["conflicts"], json!([]), "device {device}");
+        assert_eq!(forced["changes"], held, "device {device}");
+    }
+    for (device, base) in [
+        (DEVICE_A, &a_base),
+        (DEVICE_B, &b_base),
+        (DEVICE_C, &c_base),
+    ] {
+        let response = server.sync_ok(TOKEN, &sync_body(device, Some(&server_time(base)), vec![]));
+        assert_eq!(response["changes"], json!([]), "device {device}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 7. Atomic and durable.
+
+#[test]
+fn a_request_with_one_invalid_record_stores_none_of_its_valid_records() {
+    let server = skewless();
+    let good_list = list(NEW_LIST, "Errands", false, "2026-11-24T22:45:21Z");
+    let good_tag = tag(NEW_TAG, "home", "2026-11-24T22:45:21Z");
+    let good_task = task(NEW_TASK, "fine", NEW_LIST, "2026-11-24T22:45:21Z");
+    let bad_task = with(
+        task(NEW_TASK_2, "bad", NEW_LIST, "2026-11-24T22:45:21Z"),
+        json!({"completed_at": "last tuesday"}),
+    );
+    let (status, response) = server.sync(
+        TOKEN,
+        &sync_body(
+            DEVICE_A,
+            None,
+            vec![good_list, good_tag, good_task, bad_task.clone()],
+        ),
+    );
+    assert_eq!(status, 400);
+    assert!(
+        response["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("changes[3].completed_at: "),
+        "{response}"
+    );
+    assert_eq!(everything(&server, DEVICE_C)["changes"], json!([]));
+}
+
+#[test]
+fn accepted_changes_survive_a_restart_and_stamps_continue() {
+    let server = skewless();
+    let full = fixture(DESKTOP_FULL);
+    let a_first = server.sync_ok(TOKEN, &full);
+    settle();
+    let b_first = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
+    settle();
+
+    let server = restart(server, "TERM");
+    let after = everything(&server, DEVICE_C);
+    assert_eq!(after["changes"], b_first["changes"]);
+
+    let incremental = request(DESKTOP_INCREMENTAL, Some(&server_time(&a_first)));
+    let a = server.sync_ok(TOKEN, &incremental);
+    assert_eq!(a["changes"], json!([]));
+    let b = server.sync_ok(
+        TOKEN,
+        &sync_body(DEVICE_B, Some(&server_time(&b_first)), vec![]),
+    );
+    assert_eq!(b["changes"], json!([sent(&incremental, A_PLUMBER)]));
+}
+
+#[test]
+fn an_answered_sync_survives_kill_9() {
+    let server = skewless();
+    let full = fixture(DESKTOP_FULL);
+    server.sync_ok(TOKEN, &full);
+    let server = restart(server, "KILL");
+    let after = everything(&server, DEVICE_C);
+    assert_eq!(
+        sorted(ids(&after)),
+        sorted(
+            [A_INBOX, A_WORK, A_TAG, A_REPORT, A_MILK]
+                .map(String::from)
+                .to_vec()
+        )
+    );
+    assert_eq!(find(&after, A_REPORT), Some(&sent(&full, A_REPORT)));
+}
+
+// ---------------------------------------------------------------------------------------
+// 8. One inbox per account.
+
+#[test]
+fn every_device_gets_the_one_inbox_and_its_tasks_under_its_own_inbox_id() {
+    let server = skewless();
+    let desktop = fixture(DESKTOP_FULL);
+    let mobile = fixture(MOBILE_FULL);
+    let a_first = server.sync_ok(TOKEN, &desktop);
+    settle();
+
+    // B's inbox is older than A's: it loses, and B gets the winner under B's own id.
+    let b_first = server.sync_ok(TOKEN, &mobile);
+    assert_eq!(b_first["conflicts"], json!([B_INBOX]));
+    assert!(!b_first.to_string().contains(A_INBOX), "{b_first}");
+    let inbox_for_b = with(sent(&desktop, A_INBOX), json!({"id": B_INBOX}));
+    assert_eq!(find(&b_first, B_INBOX), Some(&inbox_for_b));
+    for id in [A_MILK, B_PARCEL, B_PASSPORT] {
+        assert_eq!(find(&b_first, id).unwrap()["list_id"], B_INBOX, "{id}");
+    }
+    assert_eq!(find(&b_first, A_REPORT).unwrap()["list_id"], A_WORK);
+    settle();
+
+    // A receives B's tasks in A's inbox, and A's new inbox task reaches B in B's inbox.
+    let incremental = request(DESKTOP_INCREMENTAL, Some(&server_time(&a_first)));
+    let a_second = server.sync_ok(TOKEN, &incremental);
+    assert!(!a_second.to_string().contains(B_INBOX), "{a_second}");
+    assert_eq!(ids(&a_second), [B_TAG, B_PARCEL, B_PASSPORT]);
+    assert_eq!(
+        find(&a_second, B_PASSPORT),
+        Some(&with(
+            sent(&mobile, B_PASSPORT),
+            json!({"list_id": A_INBOX, "tag_ids": [], "completed_at": null})
+        ))
+    );
+    settle();
+
+    let b_second = server.sync_ok(
+        TOKEN,
+        &request(MOBILE_INCREMENTAL, Some(&server_time(&b_first))),
+    );
+    assert_eq!(b_second["conflicts"], json!([]));
+    assert_eq!(
+        b_second["changes"],
+        json!([with(
+            sent(&incremental, A_PLUMBER),
+            json!({"list_id": B_INBOX})
+        )])
+    );
+
+    // A device that sent no inbox yet gets exactly one, and no task points anywhere else.
+    let c = everything(&server, DEVICE_C);
+    let lists: Vec<&Value> = c["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|record| record["type"] == "list")
+        .collect();
+    let inboxes: Vec<&&Value> = lists.iter().filter(|l| l["is_inbox"] == true).collect();
+    assert_eq!(inboxes.len(), 1, "{c}");
+    for record in c["changes"].as_array().unwrap() {
+        if record["type"] == "task" {
+            assert!(
+                lists.iter().any(|l| l["id"] == record["list_id"]),
+                "orphaned task {record}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_device_that_joins_later_sends_its_inbox_and_receives_the_account_inbox_under_its_id() {
+    let server = skewless();
+    server.sync_ok(TOKEN, &fixture(MOBILE_FULL));
+    // A's desktop inbox is newer than B's: it replaces the account inbox's contents.
+    let desktop = fixture(DESKTOP_FULL);
+    let a = server.sync_ok(TOKEN, &desktop);
+    assert_eq!(a["conflicts"], json!([]));
+    assert_eq!(find(&a, A_INBOX), Some(&sent(&desktop, A_INBOX)));
+    assert!(!a.to_string().contains(B_INBOX), "{a}");
+    let b = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
+    assert_eq!(
+        find(&b, B_INBOX),
+        Some(&with(sent(&desktop, A_INBOX), json!({"id": B_INBOX})))
+    );
+    assert!(!b.to_string().contains(A_INBOX), "{b}");
+}
+
+// ---------------------------------------------------------------------------------------
+// 9. Referential tidying.
+
+#[test]
+fn deleting_a_list_moves_its_tasks_to_the_inbox() {
+    let server = skewless();
+    let desktop = fixture(DESKTOP_FULL);
+    let a_first = server.sync_ok(TOKEN, &desktop);
+    settle();
+    let b_first = server.sync_ok(TOKEN, &fixture(MOBILE_FULL));
+    settle();
+
+    let gone = deleted(A_WORK, "list", "2026-11-24T23:00:00.000Z");
+    let a = server.sync_ok(
+        TOKEN,
+        &sync_body(DEVICE_A, Some(&server_time(&a_first)), vec![gone.clone()]),
+    );
+    assert_eq!(a["conflicts"], json!([]));
+    let moved = with(sent(&desktop, A_REPORT), json!({"list_id": A_INBOX}));
+    assert_eq!(find(&a, A_REPORT), Some(&moved));
+    settle();
+
+    // B, which knew the list, gets the move (into its own inbox) and the tombstone.
+    let b = server.sync_ok(
+        TOKEN,
+        &sync_body(DEVICE_B, Some(&server_time(&b_first)), vec![]),
+    );
+    assert_eq!(
+        b["changes"],
+        json!([with(moved.clone(), json!({"list_id": B_INBOX})), gone])
+    );
+
+    // C had not heard of the delete and adds a task to the deleted list: it lands in the inbox.
+    let late = task(NEW_TASK, "late", A_WORK, "2026-11-24T23:30:00Z");
+    server.sync_ok(TOKEN, &sync_body(DEVICE_C, None, vec![late.clone()]));
+
+    let d = everything(&server, DEVICE_D);
+    for record in d["changes"].as_array().unwrap() {
+        if record["id"] == A_WORK {
+            assert_eq!(record, &gone);
+        } else {
+            assert!(!record.to_string().contains(A_WORK), "dangling {record}");
+        }
+    }
+    assert_eq!(find(&d, A_REPORT), Some(&moved));
+    assert_eq!(
+        find(&d, NEW_TASK),
+        Some(&with(late, json!({"list_id": A_INBOX})))
+    );
+}
+
+#[test]
+fn deleting_a_tag_removes_it_from_every_task() {
+    let server = skewless();
+    let b_first = server.sync_ok(TOKEN, &fixture(MOBILE_FULL));
+    settle();
+    // A learned B's tag and put it on a task of its own.
+    let wrap = with(
+        task(
+            NEW_TASK,
+            "Wrap gift",
+            A_INBOX,
+            "2026-11-24T21:20:00.000000001Z",
+        ),
+        json!({"tag_ids": [A_TAG, B_TAG]}),
+    );
+    let mut desktop = fixture(DESKTOP_FULL);
+    desktop["changes"]
+        .as_array_mut()
+        .unwrap()
+        .push(wrap.clone());
+    let a_first = server.sync_ok(TOKEN, &desktop);
+    settle();
+
+    // The mobile incremental fixture deletes the tag.
+    let mobile = request(MOBILE_INCREMENTAL, Some(&server_time(&b_first)));
+    let b = server.sync_ok(TOKEN, &mobile);
+    assert_eq!(b["conflicts"], json!([]));
+    let stripped = with(wrap.clone(), json!({"tag_ids": [A_TAG]}));
+    assert_eq!(
+        find(&b, NEW_TASK),
+        Some(&with(stripped.clone(), json!({"list_id": B_INBOX})))
+    );
+    settle();
+
+    // A still has the tag on a task and edits it: the server drops the dangling id.
+    let report = with(
+        sent(&desktop, A_REPORT),
+        json!({"tag_ids": [B_TAG, A_TAG], "updated_at": "2026-11-24T23:59:00Z"}),
+    );
+    let a = server.sync_ok(
+        TOKEN,
+        &sync_body(DEVICE_A, Some(&server_time(&a_first)), vec![report.clone()]),
+    );
+    assert_eq!(
+        find(&a, B_TAG),
+        Some(&sent(&mobile, B_TAG)),
+        "A receives the tag's tombstone"
+    );
+    assert_eq!(find(&a, NEW_TASK), Some(&stripped));
+
+    let d = everything(&server, DEVICE_D);
+    for record in d["changes"].as_array().unwrap() {
+        if record["id"] == B_TAG {
+            assert_eq!(record, &sent(&mobile, B_TAG));
+        } else {
+            assert!(!record.to_string().contains(B_TAG), "dangling {record}");
+        }
+    }
+    // The account inbox is B's (B synced first), and D sent no inbox of its own.
+    assert_eq!(find(&d, B_PARCEL), Some(&sent(&mobile, B_PARCEL)));
+    assert_eq!(
+        find(&d, A_REPORT),
+        Some(&with(report, json!({"tag_ids": [A_TAG]})))
+    );
+    assert_eq!(
+        find(&d, NEW_TASK),
+        Some(&with(stripped, json!({"list_id": B_INBOX})))
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 10. Nothing lost, nothing mangled; defaults; order.
+
+#[test]
+fn unknown_fields_and_timestamps_come_back_byte_for_byte() {
+    let server = skewless();
+    let mut mobile = fixture(MOBILE_FULL);
+    mobile["app_version"] = json!("1.4.2");
+    let changes = mobile["changes"].as_array_mut().unwrap();
+    changes[0]["sync_version"] = json!(3);
+    changes[2]["notes_html"] = json!("<b>x</b>");
+    changes[3]["emoji"] = json!("🛒");
+    server.sync_ok(TOKEN, &mobile);
+    let desktop = fixture(DESKTOP_FULL);
+    server.sync_ok(
+        TOKEN,
+        &sync_body(DEVICE_A, None, vec![sent(&desktop, A_WORK)]),
+    );
+
+    let c = everything(&server, DEVICE_C);
+    let text = c.to_string();
+    for spelling in [
+        r#""due_date":"2026-12-03""#,
+        r#""updated_at":"2026-11-24T21:12:44.907Z""#,
+        r#""created_at":"2026-11-20T07:59:58.001Z""#,
+        r#""created_at":"2026-11-24T22:45:21.058320360Z""#,
+    ] {
+        assert!(text.contains(spelling), "{spelling} not in {text}");
+    }
+    assert_eq!(
+        c["changes"],
+        json!([
+            sent(&mobile, B_INBOX),
+            sent(&desktop, A_WORK),
+            sent(&mobile, B_TAG),
+            sent(&mobile, B_PARCEL),
+            with(
+                sent(&mobile, B_PASSPORT),
+                json!({"tag_ids": [], "completed_at": null})
+            ),
+        ])
+    );
+}
+
+#[test]
+fn fields_the_desktop_requires_get_defaults_on_the_way_out() {
+    let server = skewless();
+    let bare_list = json!({
+        "type": "list", "id": NEW_LIST, "name": "Errands",
+        "created_at": "2026-11-24T21:00:00.000Z", "updated_at": "2026-11-24T21:00:00.000Z"
+    });
+    let bare_tag = json!({
+        "type": "tag", "id": NEW_TAG, "name": "home", "color": "#fab387",
+        "created_at": "2026-11-21T10:00:00.000Z"
+    });
+    let colourless_tag = json!({
+        "type": "tag", "id": B_TAG, "name": "plain",
+        "created_at": "2026-11-21T10:00:00.000Z", "updated_at": "2026-11-22T10:00:00.000Z"
+    });
+    let bare_task = json!({
+        "type": "task", "id": NEW_TASK, "title": "Call mum", "priority": "low",
+        "completed": false, "list_id": NEW_LIST,
+        "created_at": "2026-11-24T21:00:00.000Z", "updated_at": "2026-11-24T21:00:00.000Z"
+    });
+    server.sync_ok(
+        TOKEN,
+        &sync_body(
+            DEVICE_B,
+            None,
+            vec![
+                bare_list.clone(),
+                bare_tag.clone(),
+                colourless_tag.clone(),
+                bare_task.clone(),
+            ],
+        ),
+    );
+    let c = everything(&server, DEVICE_C);
+    assert_eq!(
+        find(&c, NEW_LIST),
+        Some(&with(
+            bare_list,
+            json!({"description": null, "icon": "📋", "color": null, "is_inbox": false, "sort_order": 0})
+        ))
+    );
+    assert_eq!(
+        find(&c, NEW_TAG),
+        Some(&with(
+            bare_tag,
+            json!({"updated_at": "2026-11-21T10:00:00.000Z"})
+        ))
+    );
+    let coloured = find(&c, B_TAG).unwrap();
+    assert!(coloured["color"].is_string(), "{coloured}");
+    assert_eq!(
+        coloured,
+        &with(colourless_tag, json!({"color": coloured["color"].clone()}))
+    );
+    assert_eq!(
+        find(&c, NEW_TASK),
+        Some(&with(
+            bare_task,
+            json!({"description": null, "url": null, "tag_ids": [], "completed_at": null, "due_date": null})
+        ))
+    );
+}
+
+#[test]
+fn records_go_out_lists_tags_tasks_task_tags_then_deleted() {
+    let server = skewless();
+    let desktop = fixture(DESKTOP_FULL);
+    let link = json!({
+        "type": "task_tag", "task_id": A_REPORT, "tag_id": A_TAG,
+        "created_at": "2026-11-24T22:45:21.061633123Z"
+    });
+    let tombstone = deleted(NEW_TASK, "task", "2026-11-24T22:50:00Z");
+    let scrambled = vec![
+        tombstone.clone(),
+        link.clone(),
+        sent(&desktop, A_REPORT),
+        sent(&desktop, A_TAG),
+        sent(&desktop, A_WORK),
+        sent(&desktop, A_MILK),
+        sent(&desktop, A_INBOX),
+    ];
+    let a = server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, scrambled));
+    let c = everything(&server, DEVICE_C);
+    let expected = json!([
+        sent(&desktop, A_WORK),
+        sent(&desktop, A_INBOX),
+        sent(&desktop, A_TAG),
+        sent(&desktop, A_REPORT),
+        sent(&desktop, A_MILK),
+        link,
+        tombstone,
+    ]);
+    assert_eq!(a["changes"], expected);
+    assert_eq!(c["changes"], expected);
+    assert_eq!(
+        types(&c),
+        ["list", "list", "tag", "task", "task", "task_tag", "deleted"]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 11. Strict in.
+
+#[test]
+fn records_that_would_break_a_client_are_refused_naming_change_and_field() {
+    let server = skewless();
+    let fine = tag(NEW_TAG, "fine", "2026-11-24T22:45:21Z");
+    let base = task(NEW_TASK, "t", A_INBOX, "2026-11-24T22:45:21.1Z");
+    let without = |field: &str| {
+        let mut record = base.clone();
+        record.as_object_mut().unwrap().remove(field);
+        record
+    };
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            with(
+                base.clone(),
+                json!({"id": "55794518-c168-4fc8-9cdf-17cfa7eca7b"}),
+            ),
+            "id",
+        ),
+        (
+            with(
+                base.clone(),
+                json!({"id": "{55794518-c168-4fc8-9cdf-17cfa7eca7be}"}),
+            ),
+            "id",
+        ),
+        (with(base.clone(), json!({"list_id": "inbox"})), "list_id"),
+        (
+            with(base.clone(), json!({"tag_ids": [A_TAG, "errands"]})),
+            "tag_ids[1]",
+        ),
+        (with(base.clone(), json!({"tag_ids": A_TAG})), "tag_ids"),
+        (with(base.clone(), json!({"type": "note"})), "type"),
+        (
+            with(base.clone(), json!({"priority": "critical"})),
+            "priority",
+        ),
+        (with(base.clone(), json!({"priority": "High"})), "priority"),
+        (
+            with(base.clone(), json!({"created_at": "24/11/2026 22:45"})),
+            "created_at",
+        ),
+        (
+            with(base.clone(), json!({"updated_at": "2026-11-24T22:45:21"})),
+            "updated_at",
+        ),
+        (
+            with(base.clone(), json!({"updated_at": "2026-11-24"})),
+            "updated_at",
+        ),
+        (
+            with(base.clone(), json!({"completed_at": "2026-11-24"})),
+            "completed_at",
+        ),
+        (
+            with(base.clone(), json!({"due_date": "2026-12-3"})),
+            "due_date",
+        ),
+        (without("title"), "title"),
+        (without("updated_at"), "updated_at"),
+        (without("list_id"), "list_id"),
+        (without("completed"), "completed"),
+        (
+            with(base.clone(), json!({"completed": "true"})),
+            "completed",
+        ),
+        (with(base.clone(), json!({"title": 5})), "title"),
+        (
+            with(base.clone(), json!({"description": ["x"]})),
+            "description",
+        ),
+        (
+            with(
+                list(NEW_LIST, "L", false, "2026-11-24T22:45:21Z"),
+                json!({"sort_order": 1.5}),
+            ),
+            "sort_order",
+        ),
+        (
+            with(
+                list(NEW_LIST, "L", false, "2026-11-24T22:45:21Z"),
+                json!({"sort_order": 4_294_967_296_i64}),
+            ),
+            "sort_order",
+        ),
+        (
+            with(
+                list(NEW_LIST, "L", false, "2026-11-24T22:45:21Z"),
+                json!({"is_inbox": "yes"}),
+            ),
+            "is_inbox",
+        ),
+        (with(fine.clone(), json!({"color": 0xa6e3a1})), "color"),
+        (
+            deleted(NEW_TASK, "note", "2026-11-24T22:45:21Z"),
+            "record_type",
+        ),
+        (deleted(NEW_TASK, "task", "2026-11-24"), "deleted_at"),
+        (
+            deleted("Call plumber", "task", "2026-11-24T22:45:21Z"),
+            "id",
+        ),
+        (
+            json!({"type": "task_tag", "task_id": NEW_TASK, "tag_id": "x", "created_at": "2026-11-24T22:45:21Z"}),
+            "tag_id",
+        ),
+    ];
+    for (record, field) in cases {
+        let (status, response) = server.sync(
+            TOKEN,
+            &sync_body(DEVICE_A, None, vec![fine.clone(), record.clone()]),
+        );
+        assert_eq!(status, 400, "{record} was accepted: {response}");
+        let error = response["error"].as_str().unwrap_or_default();
+        assert!(
+            error.starts_with(&format!("changes[1].{field}: ")),
+            "{record}: error {error:?} does not name changes[1].{field}"
+        );
+        assert_eq!(response.as_object().unwrap().len(), 1, "{response}");
+    }
+    for (body, field) in [
+        (
+            json!({"device_id": "laptop", "last_sync": null, "changes": []}),
+            "device_id",
+        ),
+        (json!({"last_sync": null, "changes": []}), "device_id"),
+        (
+            json!({"device_id": DEVICE_A, "last_sync": "yesterday", "changes": []}),
+            "last_sync",
+        ),
+        (
+            json!({"device_id": DEVICE_A, "last_sync": null, "changes": {}}),
+            "changes",
+        ),
+    ] {
+        let (status, response) = server.sync(TOKEN, &body);
+        assert_eq!(status, 400, "{body}");
+        let error = response["error"].as_str().unwrap_or_default();
+        assert!(
+            error.starts_with(&format!("{field}: ")),
+            "{body}: {error:?}"
+        );
+    }
+    assert_eq!(everything(&server, DEVICE_C)["changes"], json!([]));
+}
+
+#[test]
+fn a_bare_date_is_accepted_in_due_date_and_comes_back_as_sent() {
+    let server = skewless();
+    let record = with(
+        task(NEW_TASK, "t", A_INBOX, "2026-11-24T22:45:21.1Z"),
+        json!({"due_date": "2026-12-03"}),
+    );
+    let response = server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![record.clone()]));
+    assert_eq!(response["changes"], json!([record]));
+    assert_eq!(everything(&server, DEVICE_C)["changes"], json!([record]));
+}
