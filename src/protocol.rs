@@ -390,10 +390,31 @@ pub fn semantic_key(kind: Kind, deleted: bool, body: &Map<String, Value>) -> Str
             .and_then(timestamp::parse_nanos);
         return format!("deleted {}", at.unwrap_or_default());
     }
+    key_without(kind, body, &[])
+}
+
+/// What a record says, leaving out when it was said: its semantic key without `updated_at`
+/// (and, for an inbox, without `created_at`, since every device creates its own inbox).
+/// tickit 0.5.8 re-stamps `updated_at` with its own clock whenever it applies an incoming
+/// update, so an unchanged record comes back looking newer; comparing content stops it
+/// bouncing between devices as a fresh change, or a conflict, on every sync.
+pub fn content_key(kind: Kind, body: &Map<String, Value>) -> String {
+    let is_inbox = body.get("is_inbox") == Some(&Value::Bool(true));
+    if kind == Kind::List && is_inbox {
+        key_without(kind, body, &["updated_at", "created_at"])
+    } else {
+        key_without(kind, body, &["updated_at"])
+    }
+}
+
+fn key_without(kind: Kind, body: &Map<String, Value>, left_out: &[&str]) -> String {
     let mut filled = body.clone();
     fill_defaults(kind, &mut filled);
     let mut key = Map::new();
     for &field in known_fields(kind) {
+        if left_out.contains(&field) {
+            continue;
+        }
         let mut value = filled.get(field).cloned().unwrap_or(Value::Null);
         let instant = value.as_str().and_then(key_instant);
         if let Some(nanos) = instant.filter(|_| timestamp_fields(kind).contains(&field)) {

@@ -82,6 +82,25 @@ fn with(mut record: Value, fields: Value) -> Value {
     record
 }
 
+/// `expected` as the server re-issued it after tidying: the same record with a new
+/// `updated_at` of the server's own, in milliseconds, later than the one it replaced (so every
+/// client applies it). Returns the expected record with that `updated_at`.
+fn server_edit(actual: Option<&Value>, expected: Value) -> Value {
+    let actual = actual.unwrap_or_else(|| panic!("missing tidied record {expected}"));
+    let stamped = actual["updated_at"].as_str().expect("updated_at");
+    let old = expected["updated_at"].as_str().expect("updated_at");
+    let instant = |text: &str| text.parse::<jiff::Timestamp>().expect("timestamp");
+    assert!(
+        instant(stamped) > instant(old),
+        "{stamped} is not after {old}"
+    );
+    assert!(
+        stamped.len() == 24 && stamped.ends_with('Z'),
+        "{stamped} is not a millisecond UTC timestamp"
+    );
+    with(expected, json!({ "updated_at": stamped }))
+}
+
 /// Everything the account holds, as a device that never synced receives it.
 fn everything(server: &Server, device: &str) -> Value {
     let response = server.sync_ok(TOKEN, &sync_body(device, None, vec![]));
@@ -612,6 +631,44 @@ fn replaying_requests_changes_nothing_and_reports_no_conflict() {
 }
 
 #[test]
+fn an_unchanged_record_re_stamped_by_a_client_is_neither_a_change_nor_a_conflict() {
+    // tickit 0.5.8 sets updated_at to its own clock when it applies an incoming update, so
+    // it re-uploads records it did not change, stamped later (or, from a slower device,
+    // earlier) than the stored version.
+    let server = skewless();
+    let full = fixture(DESKTOP_FULL);
+    let a_first = server.sync_ok(TOKEN, &full);
+    settle();
+    let b_first = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
+    settle();
+    let report = sent(&full, A_REPORT);
+    let later = with(
+        report.clone(),
+        json!({"updated_at": "2026-11-25T09:00:00.000000001Z"}),
+    );
+    let earlier = with(
+        report.clone(),
+        json!({"updated_at": "2026-11-24T20:00:00Z"}),
+    );
+    for (device, version) in [(DEVICE_B, later), (DEVICE_C, earlier)] {
+        let response = server.sync_ok(TOKEN, &sync_body(device, None, vec![version]));
+        assert_eq!(response["conflicts"], json!([]), "{device}");
+        assert_eq!(find(&response, A_REPORT), Some(&report), "{device}");
+    }
+    settle();
+    let a = server.sync_ok(
+        TOKEN,
+        &sync_body(DEVICE_A, Some(&server_time(&a_first)), vec![]),
+    );
+    assert_eq!(a["changes"], json!([]), "nothing new for A");
+    let b = server.sync_ok(
+        TOKEN,
+        &sync_body(DEVICE_B, Some(&server_time(&b_first)), vec![]),
+    );
+    assert_eq!(b["changes"], json!([]), "nothing new for B");
+}
+
+#[test]
 fn an_identical_version_from_another_device_is_not_broadcast_again() {
     let server = skewless();
     let full = fixture(DESKTOP_FULL);
@@ -815,9 +872,10 @@ fn every_device_gets_the_one_inbox_and_its_tasks_under_its_own_inbox_id() {
     let a_first = server.sync_ok(TOKEN, &desktop);
     settle();
 
-    // B's inbox is older than A's: it loses, and B gets the winner under B's own id.
+    // B's inbox says what A's says (only its times differ): nothing to store, no conflict,
+    // and B gets the account inbox under B's own id.
     let b_first = server.sync_ok(TOKEN, &mobile);
-    assert_eq!(b_first["conflicts"], json!([B_INBOX]));
+    assert_eq!(b_first["conflicts"], json!([]));
     assert!(!b_first.to_string().contains(A_INBOX), "{b_first}");
     let inbox_for_b = with(sent(&desktop, A_INBOX), json!({"id": B_INBOX}));
     assert_eq!(find(&b_first, B_INBOX), Some(&inbox_for_b));
@@ -877,17 +935,29 @@ fn every_device_gets_the_one_inbox_and_its_tasks_under_its_own_inbox_id() {
 #[test]
 fn a_device_that_joins_later_sends_its_inbox_and_receives_the_account_inbox_under_its_id() {
     let server = skewless();
-    server.sync_ok(TOKEN, &fixture(MOBILE_FULL));
-    // A's desktop inbox is newer than B's: it replaces the account inbox's contents.
+    let mobile = fixture(MOBILE_FULL);
+    server.sync_ok(TOKEN, &mobile);
+    // A's desktop inbox says what B's says: the account inbox stays B's version, and A
+    // receives it under A's own id.
     let desktop = fixture(DESKTOP_FULL);
     let a = server.sync_ok(TOKEN, &desktop);
     assert_eq!(a["conflicts"], json!([]));
-    assert_eq!(find(&a, A_INBOX), Some(&sent(&desktop, A_INBOX)));
+    assert_eq!(
+        find(&a, A_INBOX),
+        Some(&with(sent(&mobile, B_INBOX), json!({"id": A_INBOX})))
+    );
     assert!(!a.to_string().contains(B_INBOX), "{a}");
+
+    // A renamed inbox is a real change: the newer one wins, and every device gets it.
+    let renamed = with(
+        sent(&desktop, A_INBOX),
+        json!({"name": "Eingang", "updated_at": "2026-11-25T08:00:00.000000001Z"}),
+    );
+    server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![renamed.clone()]));
     let b = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
     assert_eq!(
         find(&b, B_INBOX),
-        Some(&with(sent(&desktop, A_INBOX), json!({"id": B_INBOX})))
+        Some(&with(renamed, json!({"id": B_INBOX})))
     );
     assert!(!b.to_string().contains(A_INBOX), "{b}");
 }
@@ -910,7 +980,10 @@ fn deleting_a_list_moves_its_tasks_to_the_inbox() {
         &sync_body(DEVICE_A, Some(&server_time(&a_first)), vec![gone.clone()]),
     );
     assert_eq!(a["conflicts"], json!([]));
-    let moved = with(sent(&desktop, A_REPORT), json!({"list_id": A_INBOX}));
+    let moved = server_edit(
+        find(&a, A_REPORT),
+        with(sent(&desktop, A_REPORT), json!({"list_id": A_INBOX})),
+    );
     assert_eq!(find(&a, A_REPORT), Some(&moved));
     settle();
 
@@ -924,9 +997,12 @@ fn deleting_a_list_moves_its_tasks_to_the_inbox() {
         json!([with(moved.clone(), json!({"list_id": B_INBOX})), gone])
     );
 
-    // C had not heard of the delete and adds a task to the deleted list: it lands in the inbox.
+    // C had not heard of the delete and adds a task to the deleted list: it lands in the
+    // inbox, and C itself gets the tidied task back.
     let late = task(NEW_TASK, "late", A_WORK, "2026-11-24T23:30:00Z");
-    server.sync_ok(TOKEN, &sync_body(DEVICE_C, None, vec![late.clone()]));
+    let c = server.sync_ok(TOKEN, &sync_body(DEVICE_C, None, vec![late.clone()]));
+    let late = server_edit(find(&c, NEW_TASK), with(late, json!({"list_id": A_INBOX})));
+    assert_eq!(find(&c, NEW_TASK), Some(&late));
 
     let d = everything(&server, DEVICE_D);
     for record in d["changes"].as_array().unwrap() {
@@ -937,10 +1013,7 @@ fn deleting_a_list_moves_its_tasks_to_the_inbox() {
         }
     }
     assert_eq!(find(&d, A_REPORT), Some(&moved));
-    assert_eq!(
-        find(&d, NEW_TASK),
-        Some(&with(late, json!({"list_id": A_INBOX})))
-    );
+    assert_eq!(find(&d, NEW_TASK), Some(&late));
 }
 
 #[test]
@@ -970,17 +1043,21 @@ fn deleting_a_tag_removes_it_from_every_task() {
     let mobile = request(MOBILE_INCREMENTAL, Some(&server_time(&b_first)));
     let b = server.sync_ok(TOKEN, &mobile);
     assert_eq!(b["conflicts"], json!([]));
-    let stripped = with(wrap.clone(), json!({"tag_ids": [A_TAG]}));
+    let stripped = server_edit(
+        find(&b, NEW_TASK),
+        with(wrap.clone(), json!({"tag_ids": [A_TAG]})),
+    );
     assert_eq!(
         find(&b, NEW_TASK),
         Some(&with(stripped.clone(), json!({"list_id": B_INBOX})))
     );
     settle();
 
-    // A still has the tag on a task and edits it: the server drops the dangling id.
+    // A still has the tag on a task and edits it: the server drops the dangling id, and the
+    // tidied edit is the server's own newer version.
     let report = with(
         sent(&desktop, A_REPORT),
-        json!({"tag_ids": [B_TAG, A_TAG], "updated_at": "2026-11-24T23:59:00Z"}),
+        json!({"title": "Write the report", "tag_ids": [B_TAG, A_TAG], "updated_at": "2026-11-24T23:59:00Z"}),
     );
     let a = server.sync_ok(
         TOKEN,
@@ -1003,10 +1080,11 @@ fn deleting_a_tag_removes_it_from_every_task() {
     }
     // The account inbox is B's (B synced first), and D sent no inbox of its own.
     assert_eq!(find(&d, B_PARCEL), Some(&sent(&mobile, B_PARCEL)));
-    assert_eq!(
+    let tidied = server_edit(
         find(&d, A_REPORT),
-        Some(&with(report, json!({"tag_ids": [A_TAG]})))
+        with(report, json!({"tag_ids": [A_TAG]})),
     );
+    assert_eq!(find(&d, A_REPORT), Some(&tidied));
     assert_eq!(
         find(&d, NEW_TASK),
         Some(&with(stripped, json!({"list_id": B_INBOX})))

@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 
-use crate::protocol::{Change, Kind, SyncRequest, semantic_key};
-use crate::timestamp::now_nanos;
+use crate::protocol::{Change, Kind, SyncRequest, content_key, semantic_key};
+use crate::timestamp::{format_server_time, now_nanos};
 
 /// Hands out server stamps: strictly increasing, never behind the wall clock, and never
 /// backwards even when the wall clock is.
@@ -85,13 +85,20 @@ pub struct Version<'a> {
     pub body: &'a Map<String, Value>,
 }
 
-/// Last write wins at nanosecond precision. At the same instant a tombstone beats a record,
+/// Last write wins at nanosecond precision; a version that says the same as the stored one,
+/// whatever its `updated_at`, changes nothing. At the same instant a tombstone beats a record,
 /// and two different versions are ordered by their semantic keys, so the outcome never depends
 /// on which device arrived first.
 pub fn decide(incoming: &Version, stored: Option<&Version>) -> Decision {
     let Some(stored) = stored else {
         return Decision::Insert;
     };
+    let both_records = !incoming.deleted && !stored.deleted;
+    if both_records
+        && content_key(incoming.kind, incoming.body) == content_key(stored.kind, stored.body)
+    {
+        return Decision::Same;
+    }
     let by_instant = incoming
         .instant
         .cmp(&stored.instant)
@@ -140,7 +147,7 @@ pub fn apply(
         let Some(change) = map_to_account(change, inbox.as_ref(), &aliases) else {
             continue;
         };
-        let change = tidy_references(tx, account, inbox.as_ref(), change)?;
+        let (mut change, tidied) = tidy_references(tx, account, inbox.as_ref(), change)?;
         let stored = load(tx, account, change.kind, &change.id)?;
         let incoming = Version {
             kind: change.kind,
@@ -157,7 +164,15 @@ pub fn apply(
         match decide(&incoming, stored_version.as_ref()) {
             Decision::Same => {}
             Decision::Insert | Decision::Replace => {
-                store(tx, clock, account, Some(device), &change)?;
+                // A tidied upload is the server's own edit: every device, the sender
+                // included, must receive it and see it as newer than its copy.
+                let origin = if tidied {
+                    make_server_edit(&mut change);
+                    None
+                } else {
+                    Some(device)
+                };
+                store(tx, clock, account, origin, &change)?;
                 if change.deleted {
                     tidy_after_delete(tx, clock, account, inbox.as_ref(), &change)?;
                 }
@@ -287,15 +302,17 @@ fn map_to_account(
 }
 
 /// A task that points at a deleted list moves to the inbox; deleted tags leave its `tag_ids`.
+/// Says whether anything changed.
 fn tidy_references(
     tx: &Connection,
     account: &str,
     account_inbox: Option<&String>,
     mut change: Change,
-) -> rusqlite::Result<Change> {
+) -> rusqlite::Result<(Change, bool)> {
     if change.kind != Kind::Task || change.deleted {
-        return Ok(change);
+        return Ok((change, false));
     }
+    let before = change.body.clone();
     if let Some(inbox) = account_inbox {
         let list_id = change.body.get("list_id").and_then(Value::as_str);
         if let Some(list_id) = list_id
@@ -319,7 +336,20 @@ fn tidy_references(
         }
         change.body.insert("tag_ids".into(), Value::Array(kept));
     }
-    Ok(change)
+    let tidied = change.body != before;
+    Ok((change, tidied))
+}
+
+/// Turns a version the server changed into a newer version of the server's own: `updated_at`
+/// becomes now (in milliseconds, a spelling every client reads and compares correctly), and
+/// always later than the version it replaces, so devices holding that version take it.
+fn make_server_edit(change: &mut Change) {
+    let at_least = change.version.saturating_add(1_000_000);
+    let millis = now_nanos().max(at_least).div_euclid(1_000_000) * 1_000_000;
+    change.version = millis;
+    change
+        .body
+        .insert("updated_at".into(), Value::from(format_server_time(millis)));
 }
 
 fn is_deleted(tx: &Connection, account: &str, kind: Kind, id: &str) -> rusqlite::Result<bool> {
@@ -331,7 +361,8 @@ fn is_deleted(tx: &Connection, account: &str, kind: Kind, id: &str) -> rusqlite:
 }
 
 /// After a list or tag is deleted, moves its tasks to the inbox or strips the tag from them.
-/// The tidied tasks get new stamps and no origin, so every device receives them.
+/// The tidied tasks become server edits with new stamps and no origin, so every device
+/// receives them and applies them.
 fn tidy_after_delete(
     tx: &Connection,
     clock: &mut Clock,
@@ -369,7 +400,8 @@ fn tidy_after_delete(
             version,
             body,
         };
-        let tidied = tidy_references(tx, account, account_inbox, task)?;
+        let (mut tidied, _) = tidy_references(tx, account, account_inbox, task)?;
+        make_server_edit(&mut tidied);
         store(tx, clock, account, None, &tidied)?;
     }
     Ok(())
@@ -515,13 +547,13 @@ mod tests {
 
     #[test]
     fn later_instant_wins_either_way() {
-        let red = body(RED);
+        let (red, blue) = (body(RED), body(BLUE));
         assert_eq!(
-            decide(&version(false, 2, &red), Some(&version(false, 1, &red))),
+            decide(&version(false, 2, &blue), Some(&version(false, 1, &red))),
             Decision::Replace
         );
         assert_eq!(
-            decide(&version(false, 1, &red), Some(&version(false, 2, &red))),
+            decide(&version(false, 1, &blue), Some(&version(false, 2, &red))),
             Decision::Lose
         );
         assert_eq!(decide(&version(false, 1, &red), None), Decision::Insert);
@@ -529,14 +561,32 @@ mod tests {
 
     #[test]
     fn nanoseconds_matter() {
-        let red = body(RED);
+        let (red, blue) = (body(RED), body(BLUE));
         assert_eq!(
             decide(
-                &version(false, 1_000_000_001, &red),
+                &version(false, 1_000_000_001, &blue),
                 Some(&version(false, 1_000_000_000, &red))
             ),
             Decision::Replace
         );
+    }
+
+    #[test]
+    fn the_same_content_at_another_instant_changes_nothing() {
+        let red = body(RED);
+        let restamped = body(&RED.replace(
+            r#""updated_at":"2026-11-24T22:45:21Z""#,
+            r#""updated_at":"2026-11-25T08:00:00Z""#,
+        ));
+        for (incoming, stored) in [(9, 5), (5, 9)] {
+            assert_eq!(
+                decide(
+                    &version(false, incoming, &restamped),
+                    Some(&version(false, stored, &red))
+                ),
+                Decision::Same
+            );
+        }
     }
 
     #[test]
