@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::config::{self, Config, Overrides};
@@ -14,13 +14,17 @@ use crate::systemd;
 /// How often the config files are compared with what was loaded.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Runs until the runtime stops, publishing each successfully reloaded config.
-pub async fn watch_config(
+/// Listens for SIGHUP now (before READY=1, so an early SIGHUP cannot kill the process) and
+/// returns the watcher, which runs until the runtime stops, publishing each successfully
+/// reloaded config. `loaded_from` holds the files' contents as read before the running
+/// config was loaded from them.
+pub fn watch_config(
     path: PathBuf,
     overrides: Overrides,
     published: watch::Sender<Arc<Config>>,
-) {
-    let mut hangup = match signal(SignalKind::hangup()) {
+    loaded_from: Snapshot,
+) -> impl Future<Output = ()> {
+    let hangup = match signal(SignalKind::hangup()) {
         Ok(hangup) => Some(hangup),
         Err(e) => {
             eprintln!(
@@ -29,7 +33,17 @@ pub async fn watch_config(
             None
         }
     };
-    let mut seen = fingerprint(&published.borrow());
+    run_watcher(path, overrides, published, loaded_from, hangup)
+}
+
+async fn run_watcher(
+    path: PathBuf,
+    overrides: Overrides,
+    published: watch::Sender<Arc<Config>>,
+    loaded_from: Snapshot,
+    mut hangup: Option<Signal>,
+) {
+    let mut seen = loaded_from.covering(&published.borrow());
     let mut tick = tokio::time::interval(POLL_INTERVAL);
     loop {
         let signalled = async {
@@ -41,14 +55,16 @@ pub async fn watch_config(
         let reason = tokio::select! {
             _ = signalled => "SIGHUP",
             _ = tick.tick() => {
-                if fingerprint(&published.borrow()) == seen {
+                if seen.is_current() {
                     continue;
                 }
                 "the file changed"
             }
         };
         systemd::reloading();
-        match config::load(&path, &overrides) {
+        // Read before loading: an edit racing the load then still differs at the next poll.
+        let before = seen.reread();
+        let outcome = match config::load(&path, &overrides) {
             Ok(new) => {
                 warn_about_restart_only_settings(&published.borrow(), &new);
                 eprintln!(
@@ -56,25 +72,60 @@ pub async fn watch_config(
                     path.display(),
                     new.tokens.len()
                 );
-                seen = fingerprint(&new);
+                seen = before.covering(&new);
                 published.send_replace(Arc::new(new));
+                "reloaded configuration"
             }
             Err(e) => {
                 eprintln!("error: reload ({reason}) failed, still using the previous config: {e}");
-                seen = fingerprint(&published.borrow());
+                seen = before;
+                "reload failed, still using the previous configuration; see the log"
             }
-        }
-        systemd::ready("reloaded configuration");
+        };
+        // READY=1 ends the reload either way; the status says which way it went.
+        systemd::ready(outcome);
     }
 }
 
-/// The contents of every file the config was built from.
-fn fingerprint(config: &Config) -> Vec<Option<Vec<u8>>> {
-    config
-        .source_files()
-        .iter()
-        .map(|file| read(file))
-        .collect()
+/// The contents of the files a config is built from, as read at one moment.
+pub struct Snapshot(Vec<(PathBuf, Option<Vec<u8>>)>);
+
+impl Snapshot {
+    /// Reads the config file at `path` now; take it before loading the config.
+    pub fn before_loading(path: &Path) -> Snapshot {
+        Snapshot(vec![(path.to_owned(), read(path))])
+    }
+
+    /// The same files, read again now.
+    fn reread(&self) -> Snapshot {
+        Snapshot(
+            self.0
+                .iter()
+                .map(|(path, _)| (path.clone(), read(path)))
+                .collect(),
+        )
+    }
+
+    /// Exactly `config`'s files: those this snapshot holds keep their contents, others (a
+    /// newly named tokens file) are read now.
+    fn covering(self, config: &Config) -> Snapshot {
+        let mut known = self.0;
+        let mut files = Vec::new();
+        for file in config.source_files() {
+            match known.iter().position(|(path, _)| path == file) {
+                Some(index) => files.push(known.swap_remove(index)),
+                None => files.push((file.to_owned(), read(file))),
+            }
+        }
+        Snapshot(files)
+    }
+
+    /// True when every file still holds what was read.
+    fn is_current(&self) -> bool {
+        self.0
+            .iter()
+            .all(|(path, contents)| read(path) == *contents)
+    }
 }
 
 fn read(path: &Path) -> Option<Vec<u8>> {

@@ -30,6 +30,7 @@ pub fn run(options: ServeOptions) -> Result<(), String> {
     if !path.exists() {
         setup::create_first_config(&path)?;
     }
+    let loaded_from = reload::Snapshot::before_loading(&path);
     let config = config::load(&path, &options.overrides)?;
     if config.tokens.len() == 0 {
         eprintln!(
@@ -62,7 +63,12 @@ pub fn run(options: ServeOptions) -> Result<(), String> {
             activity: Arc::new(Activity::default()),
         });
         let shutdown = shutdown_requested(state.activity.clone(), options.exit_idle_after)?;
-        tokio::spawn(reload::watch_config(path, options.overrides, published));
+        tokio::spawn(reload::watch_config(
+            path,
+            options.overrides,
+            published,
+            loaded_from,
+        ));
         let status = status_line(&state).await;
         eprintln!(
             "tickit-sync {} listening on {address}, database {database}",

@@ -409,3 +409,64 @@ pub fn find<'a>(response: &'a Value, id: &str) -> Option<&'a Value> {
         .iter()
         .find(|record| record["id"] == id)
 }
+
+// Lifecycle helpers (tests/lifecycle.rs): start `serve` behind wrappers, and restart in a dir.
+
+impl Server {
+    /// Spawns `command` (a `serve`, or a wrapper that execs one) in `dir`, reporting to a
+    /// NOTIFY_SOCKET the test owns, without waiting for READY (use `wait_for_message`, and
+    /// set `port` if needed). stdin is the caller's to set, e.g. to pass a listening socket.
+    pub fn spawn_command(dir: TempDir, mut command: Command) -> Server {
+        let notify_path = dir.path().join("notify.sock");
+        let _ = std::fs::remove_file(&notify_path);
+        let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
+        command
+            .current_dir(dir.path())
+            .env("NOTIFY_SOCKET", &notify_path)
+            .env_remove("TICKIT_SYNC_CONFIG")
+            .env_remove("TICKIT_SYNC_HOST")
+            .env_remove("TICKIT_SYNC_PORT")
+            .env_remove("TICKIT_SYNC_DB")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let child = command.spawn().expect("start tickit-sync");
+        Server {
+            dir,
+            port: 0,
+            child: Some(child),
+            notify,
+            messages: Vec::new(),
+        }
+    }
+
+    /// Collects every notification that arrives within `window` into `messages`; returns
+    /// how many arrived.
+    pub fn collect_messages_for(&mut self, window: Duration) -> usize {
+        let deadline = Instant::now() + window;
+        let before = self.messages.len();
+        let mut buffer = [0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return self.messages.len() - before;
+            }
+            self.notify
+                .set_read_timeout(Some(left))
+                .expect("set timeout");
+            if let Ok(size) = self.notify.recv(&mut buffer) {
+                let message = String::from_utf8_lossy(&buffer[..size]).into_owned();
+                self.messages.push(message);
+            }
+        }
+    }
+
+    /// The server's directory (config and database), to start another server in it; kills
+    /// the server if it is still running.
+    pub fn into_dir(mut self) -> TempDir {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        std::mem::replace(&mut self.dir, TempDir(PathBuf::new()))
+    }
+}
