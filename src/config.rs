@@ -185,7 +185,10 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, String> {
         None => env_port()?.unwrap_or(server.port),
     };
     let listen = match host.strip_prefix("unix:") {
-        Some(socket) => ListenAddr::Unix(base.join(socket)),
+        Some(socket) => {
+            let socket = base.join(socket);
+            ListenAddr::Unix(std::path::absolute(&socket).unwrap_or(socket))
+        }
         None => ListenAddr::Tcp { host, port },
     };
     let database = env_string(ENV_DB)

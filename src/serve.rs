@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
@@ -13,7 +13,7 @@ use crate::activity::Activity;
 use crate::api::AppState;
 use crate::config::{self, Overrides};
 use crate::listener::BoundSocket;
-use crate::store::Store;
+use crate::store::{Stats, Store, StoreError};
 use crate::{reload, server, setup, systemd};
 
 /// How `serve` was asked to run.
@@ -69,7 +69,7 @@ pub fn run(options: ServeOptions) -> Result<(), String> {
             published,
             loaded_from,
         ));
-        let status = status_line(&state).await;
+        let status = status_line(state.store.stats().await, &state.activity);
         eprintln!(
             "tickit-sync {} listening on {address}, database {database}",
             env!("CARGO_PKG_VERSION")
@@ -138,8 +138,12 @@ async fn report_health(state: Arc<AppState>, watchdog: Option<Duration>) {
         tick.tick().await;
         let answer = tokio::time::timeout(period, state.store.stats()).await;
         match answer {
-            Ok(Ok(_)) => {
-                let status = status_line(&state).await;
+            Ok(Ok(stats)) => {
+                let status = if state.shutting_down.load(Ordering::Relaxed) {
+                    "shutting down: finishing requests in flight".to_owned()
+                } else {
+                    status_line(Ok(stats), &state.activity)
+                };
                 if watchdog.is_some() {
                     systemd::watchdog(&status);
                 } else {
@@ -156,15 +160,15 @@ async fn report_health(state: Arc<AppState>, watchdog: Option<Duration>) {
 }
 
 /// "2 accounts, 5 devices, 120 records; last sync 3s ago", for people reading the status.
-async fn status_line(state: &AppState) -> String {
-    let figures = match state.store.stats().await {
+fn status_line(stats: Result<Stats, StoreError>, activity: &Activity) -> String {
+    let figures = match stats {
         Ok(stats) => format!(
             "{} accounts, {} devices, {} records",
             stats.accounts, stats.devices, stats.records
         ),
         Err(e) => format!("database unavailable: {e}"),
     };
-    let last_sync = match state.activity.since_last_sync() {
+    let last_sync = match activity.since_last_sync() {
         Some(ago) => format!("last sync {}s ago", ago.as_secs()),
         None => "no sync since start".into(),
     };
