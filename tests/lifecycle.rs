@@ -91,14 +91,7 @@ fn exchange<S: Read + Write>(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Option<(u16, String)> {
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
+    let head = request_head(method, path, headers, body.len());
     stream.write_all(head.as_bytes()).ok()?;
     stream.write_all(body).ok()?;
     read_response(stream)

@@ -111,41 +111,14 @@ impl Server {
 
     /// Starts a server in an existing directory holding config.toml (and maybe a database).
     pub fn start_in(dir: TempDir, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let notify_path = dir.path().join("notify.sock");
-        let _ = std::fs::remove_file(&notify_path);
-        let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
         let mut command = Command::new(binary());
         command
-            .args([
-                "serve",
-                "--config",
-                "config.toml",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                "0",
-            ])
+            .args(["serve", "--config", "config.toml"])
+            .args(["--bind", "127.0.0.1", "--port", "0"])
             .args(args)
-            .current_dir(dir.path())
-            .env("NOTIFY_SOCKET", &notify_path)
-            .env_remove("TICKIT_SYNC_CONFIG")
-            .env_remove("TICKIT_SYNC_HOST")
-            .env_remove("TICKIT_SYNC_PORT")
-            .env_remove("TICKIT_SYNC_DB")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        let child = command.spawn().expect("start tickit-sync serve");
-        let mut server = Server {
-            dir,
-            port: 0,
-            child: Some(child),
-            notify,
-            messages: Vec::new(),
-        };
+            .envs(env.iter().copied())
+            .stdin(Stdio::null());
+        let mut server = Server::spawn_command(dir, command);
         let ready = server.wait_for_message("READY=1");
         server.port = port_from_status(&ready).expect("READY carries the listening address");
         server
@@ -310,20 +283,26 @@ pub fn http_request(
 ) -> Response {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to server");
     stream.set_read_timeout(Some(WAIT)).expect("timeout");
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
+    let mut with_close = vec![("Connection", "close")];
+    with_close.extend_from_slice(headers);
+    let head = request_head(method, path, &with_close, body.len());
     stream.write_all(head.as_bytes()).expect("send head");
     // The server may answer (413) and close before reading a large body; that is fine.
     let _ = stream.write_all(body);
     let mut raw = Vec::new();
     let _ = stream.read_to_end(&mut raw);
     parse_response(&raw)
+}
+
+/// The request line and headers of an HTTP/1.1 request with a body of `length` bytes.
+pub fn request_head(method: &str, path: &str, headers: &[(&str, &str)], length: usize) -> String {
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {length}\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    head
 }
 
 fn parse_response(raw: &[u8]) -> Response {
