@@ -25,6 +25,11 @@ use std::time::Duration;
 
 use argh::FromArgs;
 
+/// musl's allocator serialises threads; see Cargo.toml and BENCHMARKS.md.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(FromArgs)]
 /// Self-hosted sync server for the Tickit task manager: keeps the tasks, lists and tags of
 /// your laptop, desktop and phone in one place you own.
