@@ -1,0 +1,203 @@
+//! The command line: `init`, `token`, first-run `serve`, and start-up failures that must say
+//! what is wrong and exit non-zero.
+
+mod common;
+
+use std::process::Output;
+
+use common::*;
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The `tks_` token a command printed.
+fn printed_token(output: &Output) -> String {
+    stdout(output)
+        .split_whitespace()
+        .find(|word| word.starts_with("tks_"))
+        .unwrap_or_else(|| panic!("no token printed: {}", stdout(output)))
+        .trim_matches('"')
+        .to_owned()
+}
+
+#[test]
+fn init_writes_a_config_and_refuses_to_overwrite_it_without_force() {
+    let dir = TempDir::new();
+    let first = run_cli(dir.path(), &["init"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let written = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
+    let example = include_str!("../config.example.toml");
+    assert!(
+        example.starts_with(&written),
+        "init's output is the example's head"
+    );
+
+    std::fs::write(dir.path().join("config.toml"), "# mine\n").unwrap();
+    let again = run_cli(dir.path(), &["init"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(
+        stderr(&again),
+        "error: config.toml already exists; keeping it. Use --force to replace it (its tokens would be lost)\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("config.toml")).unwrap(),
+        "# mine\n"
+    );
+    let forced = run_cli(dir.path(), &["init", "--force"]);
+    assert!(forced.status.success());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("config.toml")).unwrap(),
+        written
+    );
+}
+
+#[test]
+fn token_adds_a_hash_keeps_comments_lists_and_revokes() {
+    let dir = TempDir::new();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "# my server\n[server]\nport = 4040 # not the default\n",
+    )
+    .unwrap();
+
+    let added = run_cli(dir.path(), &["token", "--name", "laptop"]);
+    assert!(added.status.success(), "{}", stderr(&added));
+    let token = printed_token(&added);
+    assert_eq!(token.len(), "tks_".len() + 64, "256 bits as hex");
+    assert!(stdout(&added).contains(&format!(
+        "[sync]\nenabled = true\nserver = \"http://YOUR-SERVER:4040\"\ntoken = \"{token}\"\ninterval_secs = 300\n"
+    )));
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.starts_with("# my server\n[server]\nport = 4040 # not the default\n"));
+    assert!(
+        !text.contains(&token),
+        "the plaintext token is never stored"
+    );
+    assert!(text.contains("hash = \"sha256:"), "{text}");
+
+    let kids = run_cli(
+        dir.path(),
+        &["token", "--name", "tablet", "--account", "kids"],
+    );
+    assert!(kids.status.success());
+    let listed = run_cli(dir.path(), &["token", "--list"]);
+    assert_eq!(
+        stdout(&listed),
+        "laptop\taccount: default\ntablet\taccount: kids\n"
+    );
+
+    let duplicate = run_cli(dir.path(), &["token", "--name", "laptop"]);
+    assert_eq!(duplicate.status.code(), Some(1));
+    assert!(stderr(&duplicate).contains("already has a token named \"laptop\""));
+
+    let unknown = run_cli(dir.path(), &["token", "--revoke", "phone"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert_eq!(
+        stderr(&unknown),
+        "error: config.toml has no token named \"phone\"; `tickit-sync token --list` shows the names\n"
+    );
+    let revoked = run_cli(dir.path(), &["token", "--revoke", "laptop"]);
+    assert!(revoked.status.success());
+    let listed = run_cli(dir.path(), &["token", "--list"]);
+    assert_eq!(stdout(&listed), "tablet\taccount: kids\n");
+}
+
+#[test]
+fn token_list_says_when_there_are_none_and_token_needs_one_action() {
+    let dir = TempDir::new();
+    std::fs::write(dir.path().join("config.toml"), "").unwrap();
+    let listed = run_cli(dir.path(), &["token", "--list"]);
+    assert!(listed.status.success());
+    assert_eq!(
+        stdout(&listed),
+        "config.toml has no tokens; add one with `tickit-sync token --name NAME`.\n"
+    );
+    let nothing = run_cli(dir.path(), &["token"]);
+    assert_eq!(nothing.status.code(), Some(1));
+    assert!(stderr(&nothing).contains("--name NAME to add a token, --list, or --revoke NAME"));
+}
+
+#[test]
+fn first_serve_creates_a_config_with_one_token_and_a_database() {
+    let dir = TempDir::new();
+    let mut server = Server::start_in(dir, &[], &[]);
+    let config = std::fs::read_to_string(server.dir.path().join("config.toml")).unwrap();
+    assert!(config.contains("name = \"first-device\""), "{config}");
+    assert!(server.dir.path().join("tickit-sync.sqlite").exists());
+    let (status, stderr) = server.stop();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("No config at config.toml: created one with the defaults."),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_token_printed_by_the_cli_authenticates() {
+    let dir = TempDir::new();
+    std::fs::write(dir.path().join("config.toml"), "").unwrap();
+    let added = run_cli(dir.path(), &["token", "--name", "phone"]);
+    let token = printed_token(&added);
+    let server = Server::start_in(dir, &[], &[]);
+    let (status, _) = server.sync(&token, &sync_body(DEVICE_A, None, vec![]));
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn a_wrong_config_line_stops_serve_naming_the_line() {
+    let dir = TempDir::new();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "[server]\nbind = \"127.0.0.1\"\nport = \"three thousand\"\n",
+    )
+    .unwrap();
+    let output = run_cli(dir.path(), &["serve"]);
+    assert_eq!(output.status.code(), Some(1));
+    let error = stderr(&output);
+    assert!(error.starts_with("error: config config.toml: "), "{error}");
+    assert!(error.contains("line 3"), "{error}");
+    assert!(error.contains("port"), "{error}");
+}
+
+#[test]
+fn a_port_in_use_stops_serve_saying_so() {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port().to_string();
+    let dir = TempDir::new();
+    std::fs::write(dir.path().join("config.toml"), config_with("")).unwrap();
+    let output = run_cli(
+        dir.path(),
+        &["serve", "--bind", "127.0.0.1", "--port", &port],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let error = stderr(&output);
+    assert!(
+        error.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{error}"
+    );
+    assert!(error.contains("already in use"), "{error}");
+}
+
+#[test]
+fn a_database_in_a_missing_directory_stops_serve_naming_the_setting() {
+    let dir = TempDir::new();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        config_with("[database]\npath = \"missing/db.sqlite\""),
+    )
+    .unwrap();
+    let output = run_cli(dir.path(), &["serve", "--bind", "127.0.0.1", "--port", "0"]);
+    assert_eq!(output.status.code(), Some(1));
+    let error = stderr(&output);
+    assert!(
+        error.contains("directory missing does not exist"),
+        "{error}"
+    );
+    assert!(error.contains("TICKIT_SYNC_DB"), "{error}");
+}
