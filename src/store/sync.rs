@@ -138,53 +138,19 @@ pub fn apply(
         params![account, device],
     )?;
     let inbox = register_inboxes(tx, account, device, &request.changes)?;
-    let aliases = inbox_aliases(tx, account)?;
+    let scope = Scope {
+        account,
+        device,
+        inbox: inbox.as_ref(),
+        aliases: inbox_aliases(tx, account)?,
+    };
 
     let mut conflicts = Vec::new();
     let mut winners_to_resend = Vec::new();
     for change in &request.changes {
-        let sent_id = &change.id;
-        let Some(change) = map_to_account(change, inbox.as_ref(), &aliases) else {
-            continue;
-        };
-        let (mut change, tidied) = tidy_references(tx, account, inbox.as_ref(), change)?;
-        let stored = load(tx, account, change.kind, &change.id)?;
-        let incoming = Version {
-            kind: change.kind,
-            deleted: change.deleted,
-            instant: change.version,
-            body: &change.body,
-        };
-        let stored_version = stored.as_ref().map(|row| Version {
-            kind: change.kind,
-            deleted: row.deleted,
-            instant: row.version,
-            body: &row.body,
-        });
-        match decide(&incoming, stored_version.as_ref()) {
-            Decision::Same => {}
-            Decision::Insert | Decision::Replace => {
-                // A tidied upload is the server's own edit: every device, the sender
-                // included, must receive it and see it as newer than its copy.
-                let origin = if tidied {
-                    make_server_edit(&mut change);
-                    None
-                } else {
-                    Some(device)
-                };
-                store(tx, clock, account, origin, &change)?;
-                if change.deleted {
-                    tidy_after_delete(tx, clock, account, inbox.as_ref(), &change)?;
-                }
-            }
-            Decision::Lose => {
-                // A task-tag link has no id of its own, and `conflicts` must hold UUIDs
-                // (the desktop parses them strictly): its winner is sent back all the same.
-                if change.kind != Kind::TaskTag || change.deleted {
-                    conflicts.push(sent_id.clone());
-                }
-                winners_to_resend.push((change.kind, change.id));
-            }
+        if let Applied::Lost { conflict, winner } = apply_change(tx, clock, &scope, change)? {
+            conflicts.extend(conflict);
+            winners_to_resend.push(winner);
         }
     }
 
@@ -201,15 +167,91 @@ pub fn apply(
             records.push((kind, id, record));
         }
     }
+    let inbox = match inbox {
+        Some(account_inbox) => Some(InboxIds {
+            device_inbox: device_inbox(tx, account, device)?,
+            account_inbox,
+        }),
+        None => None,
+    };
     Ok(SyncOutcome {
         horizon,
         records: records.into_iter().map(|(_, _, record)| record).collect(),
         conflicts,
-        inbox: inbox.map(|account_inbox| InboxIds {
-            device_inbox: device_inbox(tx, account, device).ok().flatten(),
-            account_inbox,
-        }),
+        inbox,
     })
+}
+
+/// Who is syncing, and the account's inbox ids.
+struct Scope<'a> {
+    account: &'a str,
+    device: &'a str,
+    inbox: Option<&'a String>,
+    aliases: HashSet<String>,
+}
+
+/// What became of one incoming change.
+enum Applied {
+    /// Stored, or already stored.
+    Kept,
+    /// The stored version won: the id to report (if it is a UUID) and the winner to resend.
+    Lost {
+        conflict: Option<String>,
+        winner: (Kind, String),
+    },
+}
+
+/// Maps, tidies and applies one change by last-write-wins.
+fn apply_change(
+    tx: &Connection,
+    clock: &mut Clock,
+    scope: &Scope,
+    sent: &Change,
+) -> rusqlite::Result<Applied> {
+    let Some(change) = map_to_account(sent, scope.inbox, &scope.aliases) else {
+        return Ok(Applied::Kept);
+    };
+    let (mut change, tidied) = tidy_references(tx, scope.account, scope.inbox, change)?;
+    let stored = load(tx, scope.account, change.kind, &change.id)?;
+    let incoming = Version {
+        kind: change.kind,
+        deleted: change.deleted,
+        instant: change.version,
+        body: &change.body,
+    };
+    let stored_version = stored.as_ref().map(|row| Version {
+        kind: change.kind,
+        deleted: row.deleted,
+        instant: row.version,
+        body: &row.body,
+    });
+    match decide(&incoming, stored_version.as_ref()) {
+        Decision::Same => Ok(Applied::Kept),
+        Decision::Insert | Decision::Replace => {
+            // A tidied upload is the server's own edit: every device, the sender included,
+            // must receive it and see it as newer than its copy.
+            let origin = if tidied {
+                make_server_edit(&mut change);
+                None
+            } else {
+                Some(scope.device)
+            };
+            store(tx, clock, scope.account, origin, &change)?;
+            if change.deleted {
+                tidy_after_delete(tx, clock, scope.account, scope.inbox, &change)?;
+            }
+            Ok(Applied::Kept)
+        }
+        Decision::Lose => {
+            // A task-tag link has no id of its own, and `conflicts` must hold UUIDs (the
+            // desktop parses them strictly): its winner is sent back all the same.
+            let has_uuid = change.kind != Kind::TaskTag || change.deleted;
+            Ok(Applied::Lost {
+                conflict: has_uuid.then(|| sent.id.clone()),
+                winner: (change.kind, change.id),
+            })
+        }
+    }
 }
 
 /// Records every inbox the device sends as an alias of the account inbox, creating the
