@@ -218,7 +218,7 @@ fn json(status: StatusCode, body: &impl Serialize) -> HttpResponse {
 }
 
 /// An error response: `{"error": "<message>"}`.
-pub fn error(status: StatusCode, message: &str) -> HttpResponse {
+fn error(status: StatusCode, message: &str) -> HttpResponse {
     json(status, &serde_json::json!({ "error": message }))
 }
 
