@@ -129,14 +129,20 @@ fn read_response<S: Read>(stream: &mut S) -> Option<(u16, String)> {
 fn try_sync(port: u16, token: &str, body: &Value) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(WAIT)).ok()?;
+    exchange_sync(&mut stream, token, body)
+}
+
+/// One sync on an open connection, which stays open for the next request.
+fn exchange_sync<S: Read + Write>(
+    stream: &mut S,
+    token: &str,
+    body: &Value,
+) -> Option<(u16, String)> {
     exchange(
-        &mut stream,
+        stream,
         "POST",
         "/api/v1/sync",
-        &[
-            ("Authorization", &format!("Bearer {token}")),
-            ("Connection", "close"),
-        ],
+        &[("Authorization", &format!("Bearer {token}"))],
         body.to_string().as_bytes(),
     )
 }
@@ -481,15 +487,8 @@ fn bind_unix_path_serves_http_on_that_socket() {
         serde_json::from_str::<Value>(&body).unwrap()["status"],
         "ok"
     );
-    let sync = sync_creating(DEVICE_A, &[task_id(5, 1)]).to_string();
-    let (status, body) = exchange(
-        &mut stream,
-        "POST",
-        "/api/v1/sync",
-        &[("Authorization", &format!("Bearer {TOKEN}"))],
-        sync.as_bytes(),
-    )
-    .expect("answer");
+    let sync = sync_creating(DEVICE_A, &[task_id(5, 1)]);
+    let (status, body) = exchange_sync(&mut stream, TOKEN, &sync).expect("answer");
     assert_eq!(status, 200, "{body}");
     drop(stream);
 
@@ -712,15 +711,9 @@ fn sighup_applies_an_edited_config_without_dropping_connections() {
     assert_eq!(sync_status(&server, ADDED), 200);
 
     // The connection opened before the reload still works.
-    let sync = sync_body(DEVICE_A, None, vec![]).to_string();
-    let (status, body) = exchange(
-        &mut kept,
-        "POST",
-        "/api/v1/sync",
-        &[("Authorization", &format!("Bearer {ADDED}"))],
-        sync.as_bytes(),
-    )
-    .expect("the kept-alive connection survives the reload");
+    let sync = sync_body(DEVICE_A, None, vec![]);
+    let (status, body) = exchange_sync(&mut kept, ADDED, &sync)
+        .expect("the kept-alive connection survives the reload");
     assert_eq!(status, 200, "{body}");
     drop(kept);
 

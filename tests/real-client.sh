@@ -366,6 +366,19 @@ snap() {
 }
 S() { printf '%s/snap/%s-%s.%s' "$RUN_DIR" "$1" "$2" "$3"; } # S DEV TAG tasks.json|export.json|lists.txt
 
+# check_both_unchanged BEFORE AFTER LABEL: snapshots both devices as AFTER and checks each
+# holds the same tasks, lists and tags as at BEFORE.
+check_both_unchanged() {
+  local before=$1 after=$2 label=$3 d
+  snap A "$after"
+  snap B "$after"
+  for d in A B; do
+    check "$d: $label" pyck 'same_state(t0, e0, t1, e1)' \
+      t0="$(S $d "$before" tasks.json)" e0="$(S $d "$before" export.json)" \
+      t1="$(S $d "$after" tasks.json)" e1="$(S $d "$after" export.json)"
+  done
+}
+
 # sync DEVICE [--force]: a sync must exit 0 and say it completed.
 sync_ok() {
   local dev=$1; shift
@@ -520,13 +533,7 @@ scenario() { # RUN-NAME SKEW_A SKEW_B   (skews are faketime -f offsets, '' = rea
   # Step 5: a full resync on each device changes nothing on either device.
   do_sync A --force
   do_sync B --force
-  snap A s5
-  snap B s5
-  for d in A B; do
-    check "$d: after 'sync --force' on A and B, state unchanged (list --json --all, export)" \
-      pyck 'same_state(t0, e0, t1, e1)' \
-      t0="$(S $d s4 tasks.json)" e0="$(S $d s4 export.json)" t1="$(S $d s5 tasks.json)" e1="$(S $d s5 export.json)"
-  done
+  check_both_unchanged s4 s5 "after 'sync --force' on A and B, state unchanged (list --json --all, export)"
   # And a further ordinary round changes nothing either.
   local mark_a mark_b conflicts
   mark_a=$(wc -l <"$RUN_DIR/sync-A.log")
@@ -535,13 +542,7 @@ scenario() { # RUN-NAME SKEW_A SKEW_B   (skews are faketime -f offsets, '' = rea
   do_sync B
   conflicts=$( { tail -n +$((mark_a + 1)) "$RUN_DIR/sync-A.log"; tail -n +$((mark_b + 1)) "$RUN_DIR/sync-B.log"; } \
     | grep -c 'conflicts (server won)' || true)
-  snap A s6
-  snap B s6
-  for d in A B; do
-    check "$d: after a further ordinary sync on A and B, state unchanged" \
-      pyck 'same_state(t0, e0, t1, e1)' \
-      t0="$(S $d s4 tasks.json)" e0="$(S $d s4 export.json)" t1="$(S $d s6 tasks.json)" e1="$(S $d s6 export.json)"
-  done
+  check_both_unchanged s4 s6 "after a further ordinary sync on A and B, state unchanged"
   # tickit re-stamps rows it receives (see the header); unchanged records must not come
   # back as conflicts.
   check "final ordinary round: no conflicts reported on A or B" test "$conflicts" -eq 0

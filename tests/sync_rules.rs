@@ -49,6 +49,14 @@ fn settle() {
     std::thread::sleep(Duration::from_millis(3));
 }
 
+/// A sync by the default account, then a pause past the millisecond its `server_time` was
+/// rounded to, so the next sync's changes are stamped after it.
+fn sync_then_settle(server: &Server, body: &Value) -> Value {
+    let response = server.sync_ok(TOKEN, body);
+    settle();
+    response
+}
+
 fn server_time(response: &Value) -> String {
     response["server_time"]
         .as_str()
@@ -173,8 +181,7 @@ fn accounts_never_see_each_others_records() {
 #[test]
 fn change_from_a_device_whose_clock_is_behind_reaches_a_device_that_synced_after() {
     let server = skewless();
-    let a_first = server.sync_ok(TOKEN, &fixture(DESKTOP_FULL));
-    settle();
+    let a_first = sync_then_settle(&server, &fixture(DESKTOP_FULL));
     let b_first = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
     assert_eq!(b_first["changes"].as_array().unwrap().len(), 5);
     settle();
@@ -270,8 +277,7 @@ fn within_the_skew_allowance_recent_changes_are_sent_again_not_lost() {
     let server = Server::start();
     let desktop = fixture(DESKTOP_FULL);
     server.sync_ok(TOKEN, &desktop);
-    let b_first = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
-    settle();
+    let b_first = sync_then_settle(&server, &sync_body(DEVICE_B, None, vec![]));
     let b_second = server.sync_ok(
         TOKEN,
         &sync_body(DEVICE_B, Some(&server_time(&b_first)), vec![]),
@@ -449,10 +455,8 @@ fn a_tombstone_wins_a_tie_with_an_update_in_either_order() {
 fn a_tombstone_beats_an_older_update_and_a_newer_update_resurrects() {
     let server = skewless();
     let created = task(NEW_TASK, "v1", A_INBOX, "2026-11-24T22:00:00.000000001Z");
-    let a_first = server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![created]));
-    settle();
-    let b_first = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
-    settle();
+    let a_first = sync_then_settle(&server, &sync_body(DEVICE_A, None, vec![created]));
+    let b_first = sync_then_settle(&server, &sync_body(DEVICE_B, None, vec![]));
     let tombstone = deleted(NEW_TASK, "task", "2026-11-24T22:00:00.000000003Z");
     let a_second = server.sync_ok(
         TOKEN,
@@ -503,10 +507,8 @@ fn an_older_tombstone_loses_to_a_newer_update_which_is_sent_back() {
         A_INBOX,
         "2026-11-24T22:00:02Z",
     );
-    let a_first = server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![edited.clone()]));
-    settle();
-    let b_first = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
-    settle();
+    let a_first = sync_then_settle(&server, &sync_body(DEVICE_A, None, vec![edited.clone()]));
+    let b_first = sync_then_settle(&server, &sync_body(DEVICE_B, None, vec![]));
     let stale = deleted(NEW_TASK, "task", "2026-11-24T22:00:01Z");
     let b = server.sync_ok(
         TOKEN,
@@ -535,8 +537,7 @@ fn a_conflict_sends_the_winner_even_when_last_sync_is_after_its_stamp() {
     );
     server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![newer.clone()]));
     settle();
-    let b_first = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
-    settle();
+    let b_first = sync_then_settle(&server, &sync_body(DEVICE_B, None, vec![]));
     let since = server_time(&b_first);
     // Without a conflict B's feed is empty: the winner's stamp is before B's last_sync.
     let quiet = server.sync_ok(TOKEN, &sync_body(DEVICE_B, Some(&since), vec![]));
@@ -558,8 +559,7 @@ fn a_conflict_on_a_record_the_device_sent_itself_still_sends_the_winner() {
     let server = skewless();
     let newer = task(NEW_TASK, "v2", A_INBOX, "2026-11-24T23:00:00.2Z");
     let older = task(NEW_TASK, "v1", A_INBOX, "2026-11-24T23:00:00.1Z");
-    let a_first = server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![newer.clone()]));
-    settle();
+    let a_first = sync_then_settle(&server, &sync_body(DEVICE_A, None, vec![newer.clone()]));
     let a = server.sync_ok(
         TOKEN,
         &sync_body(DEVICE_A, Some(&server_time(&a_first)), vec![older]),
@@ -576,8 +576,7 @@ fn a_losing_task_tag_link_is_sent_back_and_conflicts_stay_uuids() {
     let newer = link("2026-11-24T22:45:22Z");
     server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![newer.clone()]));
     settle();
-    let b_first = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
-    settle();
+    let b_first = sync_then_settle(&server, &sync_body(DEVICE_B, None, vec![]));
     let b = server.sync_ok(
         TOKEN,
         &sync_body(
@@ -601,10 +600,8 @@ fn a_losing_task_tag_link_is_sent_back_and_conflicts_stay_uuids() {
 fn replaying_requests_changes_nothing_and_reports_no_conflict() {
     let server = skewless();
     let full = fixture(DESKTOP_FULL);
-    let a_first = server.sync_ok(TOKEN, &full);
-    settle();
-    let b_first = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
-    settle();
+    let a_first = sync_then_settle(&server, &full);
+    let b_first = sync_then_settle(&server, &sync_body(DEVICE_B, None, vec![]));
 
     let incremental = request(DESKTOP_INCREMENTAL, Some(&server_time(&a_first)));
     for attempt in 0..2 {
@@ -637,10 +634,8 @@ fn an_unchanged_record_re_stamped_by_a_client_is_neither_a_change_nor_a_conflict
     // earlier) than the stored version.
     let server = skewless();
     let full = fixture(DESKTOP_FULL);
-    let a_first = server.sync_ok(TOKEN, &full);
-    settle();
-    let b_first = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
-    settle();
+    let a_first = sync_then_settle(&server, &full);
+    let b_first = sync_then_settle(&server, &sync_body(DEVICE_B, None, vec![]));
     let report = sent(&full, A_REPORT);
     let later = with(
         report.clone(),
@@ -672,11 +667,9 @@ fn an_unchanged_record_re_stamped_by_a_client_is_neither_a_change_nor_a_conflict
 fn an_identical_version_from_another_device_is_not_broadcast_again() {
     let server = skewless();
     let full = fixture(DESKTOP_FULL);
-    let a_first = server.sync_ok(TOKEN, &full);
-    settle();
+    let a_first = sync_then_settle(&server, &full);
     let b_first = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
-    let c_first = server.sync_ok(TOKEN, &sync_body(DEVICE_C, None, vec![]));
-    settle();
+    let c_first = sync_then_settle(&server, &sync_body(DEVICE_C, None, vec![]));
 
     // B sends back what it received, spelled its own way (offsets, nulls left out).
     let report = sent(&full, A_REPORT);
@@ -720,10 +713,8 @@ fn a_desktop_re_upload_of_a_mobile_bare_due_date_is_the_same_version() {
     // `to_rfc3339`; its other timestamps come back in chrono's own spelling.
     let server = skewless();
     let mobile = fixture(MOBILE_FULL);
-    let b_first = server.sync_ok(TOKEN, &mobile);
-    settle();
-    let a_first = server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![]));
-    settle();
+    let b_first = sync_then_settle(&server, &mobile);
+    let a_first = sync_then_settle(&server, &sync_body(DEVICE_A, None, vec![]));
     let parcel = sent(&mobile, B_PARCEL);
     let as_desktop_holds_it = with(
         parcel.clone(),
@@ -759,8 +750,7 @@ fn a_forced_full_sync_of_everything_received_changes_nothing() {
     // `tickit sync --force` sends every record the device holds (its inbox under its own id,
     // defaults filled in), with no tombstones: all of it is already stored.
     let server = skewless();
-    let a_first = server.sync_ok(TOKEN, &fixture(DESKTOP_FULL));
-    settle();
+    let a_first = sync_then_settle(&server, &fixture(DESKTOP_FULL));
     server.sync_ok(TOKEN, &fixture(MOBILE_FULL));
     settle();
     let a_base = server.sync_ok(
@@ -824,10 +814,8 @@ fn a_request_with_one_invalid_record_stores_none_of_its_valid_records() {
 fn accepted_changes_survive_a_restart_and_stamps_continue() {
     let server = skewless();
     let full = fixture(DESKTOP_FULL);
-    let a_first = server.sync_ok(TOKEN, &full);
-    settle();
-    let b_first = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
-    settle();
+    let a_first = sync_then_settle(&server, &full);
+    let b_first = sync_then_settle(&server, &sync_body(DEVICE_B, None, vec![]));
 
     let server = restart(server, "TERM");
     let after = everything(&server, DEVICE_C);
@@ -869,8 +857,7 @@ fn every_device_gets_the_one_inbox_and_its_tasks_under_its_own_inbox_id() {
     let server = skewless();
     let desktop = fixture(DESKTOP_FULL);
     let mobile = fixture(MOBILE_FULL);
-    let a_first = server.sync_ok(TOKEN, &desktop);
-    settle();
+    let a_first = sync_then_settle(&server, &desktop);
 
     // B's inbox says what A's says (only its times differ): nothing to store, no conflict,
     // and B gets the account inbox under B's own id.
@@ -969,10 +956,8 @@ fn a_device_that_joins_later_sends_its_inbox_and_receives_the_account_inbox_unde
 fn deleting_a_list_moves_its_tasks_to_the_inbox() {
     let server = skewless();
     let desktop = fixture(DESKTOP_FULL);
-    let a_first = server.sync_ok(TOKEN, &desktop);
-    settle();
-    let b_first = server.sync_ok(TOKEN, &fixture(MOBILE_FULL));
-    settle();
+    let a_first = sync_then_settle(&server, &desktop);
+    let b_first = sync_then_settle(&server, &fixture(MOBILE_FULL));
 
     let gone = deleted(A_WORK, "list", "2026-11-24T23:00:00.000Z");
     let a = server.sync_ok(
@@ -1019,8 +1004,7 @@ fn deleting_a_list_moves_its_tasks_to_the_inbox() {
 #[test]
 fn deleting_a_tag_removes_it_from_every_task() {
     let server = skewless();
-    let b_first = server.sync_ok(TOKEN, &fixture(MOBILE_FULL));
-    settle();
+    let b_first = sync_then_settle(&server, &fixture(MOBILE_FULL));
     // A learned B's tag and put it on a task of its own.
     let wrap = with(
         task(
@@ -1036,8 +1020,7 @@ fn deleting_a_tag_removes_it_from_every_task() {
         .as_array_mut()
         .unwrap()
         .push(wrap.clone());
-    let a_first = server.sync_ok(TOKEN, &desktop);
-    settle();
+    let a_first = sync_then_settle(&server, &desktop);
 
     // The mobile incremental fixture deletes the tag.
     let mobile = request(MOBILE_INCREMENTAL, Some(&server_time(&b_first)));
