@@ -3,16 +3,16 @@
 //! `main` parses the command line, runs one command and turns its error into a message
 //! and a non-zero exit code.
 
+mod accept_loop;
 mod activity;
 mod api;
 mod config;
 mod health;
+mod lifecycle;
 mod listener;
 mod permissions;
 mod protocol;
 mod reload;
-mod serve;
-mod server;
 mod setup;
 mod store;
 mod systemd;
@@ -147,7 +147,7 @@ fn run(command: Command) -> Result<(), String> {
     match command {
         Command::Init(args) => setup::init(&config::locate(args.config), args.force),
         Command::Token(args) => token(args),
-        Command::Serve(args) => serve::run(serve::ServeOptions {
+        Command::Serve(args) => lifecycle::run(lifecycle::ServeOptions {
             config: args.config,
             overrides: config::Overrides {
                 bind: args.bind,

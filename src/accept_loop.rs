@@ -46,8 +46,12 @@ pub async fn run(listener: Listener, state: Arc<AppState>, shutdown: impl Future
         let guards = (state.activity.connection_opened(), permit);
         let on_close = move || drop(guards);
         match connection {
-            Connection::Tcp(stream) => serve(stream, &state, header_timeout, &graceful, on_close),
-            Connection::Unix(stream) => serve(stream, &state, header_timeout, &graceful, on_close),
+            Connection::Tcp(stream) => {
+                spawn_connection(stream, &state, header_timeout, &graceful, on_close)
+            }
+            Connection::Unix(stream) => {
+                spawn_connection(stream, &state, header_timeout, &graceful, on_close)
+            }
         }
     }
     state.shutting_down.store(true, Ordering::Relaxed);
@@ -64,7 +68,7 @@ pub async fn run(listener: Listener, state: Arc<AppState>, shutdown: impl Future
 }
 
 /// Serves one connection on its own task; `on_close` runs when it ends.
-fn serve<S>(
+fn spawn_connection<S>(
     stream: S,
     state: &Arc<AppState>,
     header_timeout: Duration,

@@ -14,7 +14,7 @@ use crate::api::AppState;
 use crate::config::{self, Overrides};
 use crate::listener::BoundSocket;
 use crate::store::{Stats, Store, StoreError};
-use crate::{reload, server, setup, systemd};
+use crate::{accept_loop, reload, setup, systemd};
 
 /// How `serve` was asked to run.
 pub struct ServeOptions {
@@ -78,7 +78,7 @@ pub fn run(options: ServeOptions) -> Result<(), String> {
         if systemd::is_supervised() {
             tokio::spawn(report_health(state.clone(), watchdog));
         }
-        server::run(listener, state, shutdown).await;
+        accept_loop::run(listener, state, shutdown).await;
         Ok::<(), String>(())
     });
     // Dropping the runtime drops every store handle, which lets the writer finish and close.
