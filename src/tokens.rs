@@ -10,6 +10,7 @@ use std::path::Path;
 use rand::RngCore;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, value};
 
 /// Every token starts with this, so a leaked one is easy to recognise.
@@ -82,7 +83,7 @@ impl TokenSet {
         let presented = digest(presented);
         let mut found = None;
         for entry in &self.entries {
-            if constant_time_eq(&entry.digest, &presented) {
+            if bool::from(entry.digest.ct_eq(&presented)) {
                 found = Some(entry.account.as_str());
             }
         }
@@ -100,37 +101,21 @@ fn digest(token: &str) -> [u8; 32] {
 }
 
 fn parse_hash(text: &str) -> Option<[u8; 32]> {
-    let hex = text.strip_prefix(HASH_PREFIX)?;
-    if hex.len() != 64 {
-        return None;
-    }
     let mut bytes = [0u8; 32];
-    for (byte, pair) in bytes.iter_mut().zip(hex.as_bytes().chunks(2)) {
-        let pair = std::str::from_utf8(pair).ok()?;
-        *byte = u8::from_str_radix(pair, 16).ok()?;
-    }
+    hex::decode_to_slice(text.strip_prefix(HASH_PREFIX)?, &mut bytes).ok()?;
     Some(bytes)
-}
-
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    let difference = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(difference) == 0
 }
 
 /// A fresh token: the prefix and 256 random bits as hex.
 pub fn generate() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    format!("{TOKEN_PREFIX}{}", to_hex(&bytes))
+    format!("{TOKEN_PREFIX}{}", hex::encode(bytes))
 }
 
 /// The form of a token stored in the config.
 pub fn hash_for_config(token: &str) -> String {
-    format!("{HASH_PREFIX}{}", to_hex(&digest(token)))
+    format!("{HASH_PREFIX}{}", hex::encode(digest(token)))
 }
 
 /// Appends a hashed token entry to the config at `path`, keeping its comments and layout.
