@@ -3,8 +3,14 @@
 //! committed in one durable transaction, each inside its own savepoint so each is still
 //! applied whole or not at all.
 
+mod clock;
+mod decide;
+mod feed;
+mod inbox;
+mod records;
 mod schema;
 mod sync;
+mod tidy;
 
 use std::path::Path;
 use std::thread::JoinHandle;
@@ -14,8 +20,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::permissions;
 use crate::protocol::SyncRequest;
+use clock::Clock;
+use records::newest_stamp;
 pub use sync::SyncOutcome;
-use sync::{Clock, apply, newest_stamp};
+use sync::apply;
 
 /// How many queued commands the writer may take into one transaction.
 const MAX_BATCH: usize = 64;

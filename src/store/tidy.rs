@@ -1,0 +1,108 @@
+//! Referential tidying: a task never points at a deleted list or tag, whether the delete
+//! arrives before the task (the upload is tidied) or after it (the stored tasks are).
+
+use rusqlite::{Connection, params};
+use serde_json::{Map, Value};
+
+use super::clock::Clock;
+use super::records::{is_deleted, store};
+use crate::protocol::{Change, Kind};
+use crate::timestamp::{format_server_time, now_nanos};
+
+/// A task that points at a deleted list moves to the inbox; deleted tags leave its `tag_ids`.
+/// Says whether anything changed.
+pub fn tidy_references(
+    tx: &Connection,
+    account: &str,
+    account_inbox: Option<&String>,
+    mut change: Change,
+) -> rusqlite::Result<(Change, bool)> {
+    if change.kind != Kind::Task || change.deleted {
+        return Ok((change, false));
+    }
+    let before = change.body.clone();
+    if let Some(inbox) = account_inbox {
+        let list_id = change.body.get("list_id").and_then(Value::as_str);
+        if let Some(list_id) = list_id
+            && is_deleted(tx, account, Kind::List, list_id)?
+        {
+            change
+                .body
+                .insert("list_id".into(), Value::from(inbox.as_str()));
+        }
+    }
+    if let Some(Value::Array(tag_ids)) = change.body.get("tag_ids") {
+        let mut kept = Vec::with_capacity(tag_ids.len());
+        for tag in tag_ids {
+            let deleted = match tag.as_str() {
+                Some(tag) => is_deleted(tx, account, Kind::Tag, tag)?,
+                None => false,
+            };
+            if !deleted {
+                kept.push(tag.clone());
+            }
+        }
+        change.body.insert("tag_ids".into(), Value::Array(kept));
+    }
+    let tidied = change.body != before;
+    Ok((change, tidied))
+}
+
+/// Turns a version the server changed into a newer version of the server's own: `updated_at`
+/// becomes now (in milliseconds, a spelling every client reads and compares correctly), and
+/// always later than the version it replaces, so devices holding that version take it.
+pub fn make_server_edit(change: &mut Change) {
+    let at_least = change.version.saturating_add(1_000_000);
+    let millis = now_nanos().max(at_least).div_euclid(1_000_000) * 1_000_000;
+    change.version = millis;
+    change
+        .body
+        .insert("updated_at".into(), Value::from(format_server_time(millis)));
+}
+
+/// After a list or tag is deleted, moves its tasks to the inbox or strips the tag from them.
+/// The tidied tasks become server edits with new stamps and no origin, so every device
+/// receives them and applies them.
+pub fn tidy_after_delete(
+    tx: &Connection,
+    clock: &mut Clock,
+    account: &str,
+    account_inbox: Option<&String>,
+    deleted: &Change,
+) -> rusqlite::Result<()> {
+    let query = match deleted.kind {
+        Kind::List if account_inbox.is_some() => {
+            "SELECT id, version, body FROM records
+             WHERE account = ?1 AND kind = 'task' AND deleted = 0
+               AND json_extract(body, '$.list_id') = ?2"
+        }
+        Kind::Tag => {
+            "SELECT id, version, body FROM records
+             WHERE account = ?1 AND kind = 'task' AND deleted = 0
+               AND EXISTS (SELECT 1 FROM json_each(body, '$.tag_ids') WHERE value = ?2)"
+        }
+        _ => return Ok(()),
+    };
+    let affected: Vec<(String, i64, String)> = tx
+        .prepare_cached(query)?
+        .query_map(params![account, deleted.id], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, version, body) in affected {
+        let Ok(body) = serde_json::from_str::<Map<String, Value>>(&body) else {
+            continue;
+        };
+        let task = Change {
+            kind: Kind::Task,
+            id,
+            deleted: false,
+            version,
+            body,
+        };
+        let (mut tidied, _) = tidy_references(tx, account, account_inbox, task)?;
+        make_server_edit(&mut tidied);
+        store(tx, clock, account, None, &tidied)?;
+    }
+    Ok(())
+}
