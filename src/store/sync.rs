@@ -153,3 +153,226 @@ fn apply_change(
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use rusqlite::OptionalExtension;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::protocol::parse_request;
+    use crate::store::schema::migrate;
+
+    const ACCOUNT: &str = "default";
+    const LAPTOP: &str = "8555eb33-3505-42b5-b029-341b1734ad31";
+    const PHONE: &str = "0f8e4a52-6c1b-4d7e-9a43-2b5c8d9e1f70";
+    const LAPTOP_INBOX: &str = "e47412ad-4c51-467d-be5f-966fb7d0db5d";
+    const PHONE_INBOX: &str = "7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d";
+    const WORK: &str = "7a2e964d-f566-4108-aed1-135b62afefac";
+    const ERRANDS: &str = "083f62a4-7e11-459f-9403-9136b2e4b7b8";
+    const REPORT: &str = "55794518-c168-4fc8-9cdf-17cfa7eca7be";
+    /// A `last_sync` before every stamp the tests hand out, so feeds hold all but echoes.
+    const LONG_AGO: &str = "2000-01-01T00:00:00.000Z";
+    const T1: &str = "2026-11-24T22:45:21.000000001Z";
+    const T2: &str = "2026-11-24T22:45:21.000000002Z";
+
+    /// A migrated in-memory database and the writer's clock.
+    struct Database {
+        conn: Connection,
+        clock: Clock,
+    }
+
+    impl Database {
+        fn new() -> Database {
+            let mut conn = Connection::open_in_memory().unwrap();
+            migrate(&mut conn).unwrap();
+            Database {
+                conn,
+                clock: Clock::starting_after(0),
+            }
+        }
+
+        /// Applies a request as the writer would, after validating it like the API does.
+        fn sync(
+            &mut self,
+            device: &str,
+            last_sync: Option<&str>,
+            changes: &[Value],
+        ) -> SyncOutcome {
+            let body = json!({ "device_id": device, "last_sync": last_sync, "changes": changes });
+            let request = parse_request(body.to_string().as_bytes()).unwrap();
+            apply(&self.conn, &mut self.clock, ACCOUNT, &request).unwrap()
+        }
+
+        /// The stored row's (stamp, origin, body), if any.
+        fn row(&self, kind: Kind, id: &str) -> Option<(i64, Option<String>, Value)> {
+            self.conn
+                .query_row(
+                    "SELECT stamp, origin, body FROM records WHERE account = ?1 AND kind = ?2 AND id = ?3",
+                    params![ACCOUNT, kind.as_str(), id],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get::<_, String>(2)?)),
+                )
+                .optional()
+                .unwrap()
+                .map(|(stamp, origin, body)| (stamp, origin, serde_json::from_str(&body).unwrap()))
+        }
+    }
+
+    /// The outgoing records' bodies, in order.
+    fn bodies(outcome: &SyncOutcome) -> Vec<Value> {
+        outcome
+            .records
+            .iter()
+            .map(|record| serde_json::from_str(&record.body).unwrap())
+            .collect()
+    }
+
+    fn list(id: &str, name: &str, is_inbox: bool, updated_at: &str) -> Value {
+        json!({
+            "type": "list", "id": id, "name": name, "description": null, "icon": "📋",
+            "color": null, "is_inbox": is_inbox, "created_at": T1, "updated_at": updated_at,
+            "sort_order": 0
+        })
+    }
+
+    fn tag(id: &str, name: &str) -> Value {
+        json!({ "type": "tag", "id": id, "name": name, "color": "#a6e3a1", "created_at": T1, "updated_at": T1 })
+    }
+
+    fn task(title: &str, list_id: &str, tag_ids: &[&str], updated_at: &str) -> Value {
+        json!({
+            "type": "task", "id": REPORT, "title": title, "description": null, "url": null,
+            "priority": "medium", "completed": false, "list_id": list_id, "tag_ids": tag_ids,
+            "created_at": T1, "updated_at": updated_at, "completed_at": null, "due_date": null
+        })
+    }
+
+    fn deleted(id: &str, record_type: &str, deleted_at: &str) -> Value {
+        json!({ "type": "deleted", "id": id, "record_type": record_type, "deleted_at": deleted_at })
+    }
+
+    #[test]
+    fn a_new_record_reaches_other_devices_but_is_not_echoed() {
+        let mut db = Database::new();
+        let report = task("Write report", WORK, &[], T1);
+        let work = list(WORK, "Work", false, T1);
+        let laptop = db.sync(LAPTOP, Some(LONG_AGO), &[work.clone(), report.clone()]);
+        assert_eq!(bodies(&laptop), Vec::<Value>::new());
+        assert_eq!(laptop.conflicts, Vec::<String>::new());
+        let phone = db.sync(PHONE, Some(LONG_AGO), &[]);
+        assert_eq!(bodies(&phone), [work, report.clone()]);
+        let (_, origin, stored) = db.row(Kind::Task, REPORT).unwrap();
+        assert_eq!((origin.as_deref(), stored), (Some(LAPTOP), report));
+    }
+
+    #[test]
+    fn a_replay_or_a_copy_from_another_device_changes_nothing() {
+        let mut db = Database::new();
+        let report = task("Write report", WORK, &[], T1);
+        db.sync(LAPTOP, None, std::slice::from_ref(&report));
+        let before = db.row(Kind::Task, REPORT).unwrap();
+        let replay = db.sync(LAPTOP, Some(LONG_AGO), std::slice::from_ref(&report));
+        let copy = db.sync(PHONE, None, std::slice::from_ref(&report));
+        assert_eq!(replay.conflicts, Vec::<String>::new());
+        assert_eq!(copy.conflicts, Vec::<String>::new());
+        assert_eq!(db.row(Kind::Task, REPORT).unwrap(), before);
+    }
+
+    #[test]
+    fn an_older_version_loses_and_its_device_receives_the_winner() {
+        let mut db = Database::new();
+        let newer = task("Write the report", WORK, &[], T2);
+        db.sync(LAPTOP, None, std::slice::from_ref(&newer));
+        let phone = db.sync(
+            PHONE,
+            Some(LONG_AGO),
+            &[task("Write report", WORK, &[], T1)],
+        );
+        assert_eq!(phone.conflicts, [REPORT]);
+        assert_eq!(db.row(Kind::Task, REPORT).unwrap().2, newer);
+        assert_eq!(bodies(&phone), [newer]);
+    }
+
+    #[test]
+    fn a_newer_tombstone_deletes_and_an_older_update_loses_to_it() {
+        let mut db = Database::new();
+        db.sync(LAPTOP, None, &[task("Write report", WORK, &[], T1)]);
+        let gone = deleted(REPORT, "task", T2);
+        db.sync(PHONE, None, std::slice::from_ref(&gone));
+        let late = db.sync(
+            LAPTOP,
+            Some(LONG_AGO),
+            &[task("Write report", WORK, &[], T1)],
+        );
+        assert_eq!(late.conflicts, [REPORT]);
+        assert_eq!(db.row(Kind::Task, REPORT).unwrap().2, gone);
+        assert_eq!(bodies(&late), [gone]);
+    }
+
+    #[test]
+    fn every_device_inbox_is_the_account_inbox() {
+        let mut db = Database::new();
+        db.sync(LAPTOP, None, &[list(LAPTOP_INBOX, "Inbox", true, T1)]);
+        let phone = db.sync(
+            PHONE,
+            None,
+            &[
+                list(PHONE_INBOX, "Inbox", true, T1),
+                task("Call plumber", PHONE_INBOX, &[], T1),
+            ],
+        );
+        assert_eq!(
+            phone.inbox,
+            Some(InboxIds {
+                account_inbox: LAPTOP_INBOX.into(),
+                device_inbox: Some(PHONE_INBOX.into()),
+            })
+        );
+        assert_eq!(
+            db.row(Kind::Task, REPORT).unwrap().2["list_id"],
+            LAPTOP_INBOX
+        );
+        assert_eq!(db.row(Kind::List, PHONE_INBOX), None);
+    }
+
+    #[test]
+    fn deleting_a_list_moves_its_tasks_to_the_inbox_as_a_server_edit() {
+        let mut db = Database::new();
+        let report = task("Write report", WORK, &[], T1);
+        db.sync(
+            LAPTOP,
+            None,
+            &[
+                list(LAPTOP_INBOX, "Inbox", true, T1),
+                list(WORK, "Work", false, T1),
+                report.clone(),
+            ],
+        );
+        let phone = db.sync(PHONE, Some(LONG_AGO), &[deleted(WORK, "list", T2)]);
+        let (_, origin, stored) = db.row(Kind::Task, REPORT).unwrap();
+        assert_eq!(
+            origin, None,
+            "a server edit reaches every device, its sender too"
+        );
+        assert_eq!(stored["list_id"], LAPTOP_INBOX);
+        let inbox = list(LAPTOP_INBOX, "Inbox", true, T1);
+        assert_eq!(bodies(&phone), [inbox, stored.clone()]);
+        let stamped = crate::timestamp::parse_nanos(stored["updated_at"].as_str().unwrap());
+        assert!(stamped > crate::timestamp::parse_nanos(T1));
+    }
+
+    #[test]
+    fn a_task_uploaded_after_its_tag_was_deleted_arrives_without_it() {
+        let mut db = Database::new();
+        db.sync(LAPTOP, None, &[tag(ERRANDS, "errands")]);
+        db.sync(PHONE, None, &[deleted(ERRANDS, "tag", T2)]);
+        let laptop = db.sync(
+            LAPTOP,
+            Some(LONG_AGO),
+            &[task("Buy milk", WORK, &[ERRANDS], T1)],
+        );
+        let (_, origin, stored) = db.row(Kind::Task, REPORT).unwrap();
+        assert_eq!(stored["tag_ids"], json!([]));
+        assert_eq!(origin, None);
+        assert_eq!(bodies(&laptop), [deleted(ERRANDS, "tag", T2), stored]);
+    }
+}
