@@ -2,7 +2,9 @@
 # Checks the Nix packaging without nixpkgs or network access beyond Debian's
 # archive: every .nix file must parse, and the stub evaluations of the NixOS
 # module (nix/tests/eval-module.nix) and of flake.nix + nix/package.nix
-# (nix/tests/eval-flake.nix) must print `true`.
+# (nix/tests/eval-flake.nix) must print `true`, and the package's source set
+# (nix/tests/source-set.nix) must hold every file the build and tests read
+# (.ci/source-set.py).
 #
 # Usage: bash .ci/nix-check.sh   (from anywhere; it works on the repo root)
 set -euo pipefail
@@ -64,6 +66,14 @@ for t in nix/tests/eval-module.nix nix/tests/eval-flake.nix; do
         fail "eval $t" "$out"
     fi
 done
+
+if sources="$(nix-instantiate "${store[@]}" --eval --strict --json nix/tests/source-set.nix 2>&1)" \
+    && out="$(printf '%s' "$sources" | python3 .ci/source-set.py 2>&1)"; then
+    pass "source set holds every file the Rust code reads"
+    printf '%s\n' "$out" | sed 's/^/     /'
+else
+    fail "source set holds every file the Rust code reads" "${out:-$sources}"
+fi
 
 echo "nix-check: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -10,18 +10,19 @@ rustPlatform.buildRustPackage {
   pname = "tickit-sync";
   inherit (cargoToml.package) version;
 
-  # Only the Rust sources: editing the Nix files, docs or CI scripts does not
-  # change the source hash and so does not rebuild the package.
+  # What the build and the tests read, and nothing else: editing the Nix files,
+  # docs or CI scripts does not change the source hash and so does not rebuild
+  # the package. config.example.toml is include_str!'d by the code and its
+  # tests; tests/ holds the integration tests and their fixtures.
+  # .ci/source-set.sh checks this list against what the Rust code reads.
   src = lib.fileset.toSource {
     root = ../.;
     fileset = lib.fileset.unions [
       ../Cargo.toml
       ../Cargo.lock
+      ../config.example.toml
       ../src
-      (lib.fileset.maybeMissing ../build.rs)
-      (lib.fileset.maybeMissing ../tests)
-      (lib.fileset.maybeMissing ../benches)
-      (lib.fileset.maybeMissing ../examples)
+      ../tests
     ];
   };
 

@@ -97,7 +97,9 @@ runChecks {
     && builtins.all (p: builtins.elem p pkg.src.fileset) [
       ../../Cargo.toml
       ../../Cargo.lock
+      ../../config.example.toml
       ../../src
+      ../../tests
     ]
     && !(builtins.elem ../../flake.nix pkg.src.fileset);
   noCheckInBuild = pkg.doCheck == false;
