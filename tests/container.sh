@@ -10,14 +10,15 @@
 #    exits 0, one desktop full sync with that token answers 200 with the 4 records, and
 #    SIGTERM stops it with exit status 0.
 # Everything podman stores goes into a temporary directory that is removed at the end.
-# Environment: CARGO_TARGET_DIR (default target), TICKIT_FIXTURES (default ../shared/fixtures).
+# Environment: CARGO_TARGET_DIR (default target).
 set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 MAX_BINARY_BYTES=4000000 # 4 MB
 MAX_IMAGE_BYTES=6000000  # 6 MB
 TRIPLE=x86_64-unknown-linux-musl
 IMAGE=localhost/tickit-sync-container-test:latest
-fixture=${TICKIT_FIXTURES:-../shared/fixtures}/desktop-0.5.8/full-sync-request.json
+fixture=tests/fixtures/desktop-0.5.8/full-sync-request.json
 
 passed=0
 failed=0
@@ -35,7 +36,7 @@ fatal() {
 }
 
 [[ -f Cargo.toml && -f Containerfile ]] || { echo "container: run me from the repository root" >&2; exit 2; }
-[[ -f "$fixture" ]] || { echo "container: no fixture at $fixture (set TICKIT_FIXTURES)" >&2; exit 2; }
+[[ -f "$fixture" ]] || { echo "container: no fixture at $fixture" >&2; exit 2; }
 
 # --- tools -----------------------------------------------------------------------------
 packages=()
