@@ -515,8 +515,9 @@ const DEFAULT_TAG_COLOR: &str = "#89b4fa";
 mod tests {
     use super::*;
 
+    /// A request body from tests/fixtures.
     fn fixture(path: &str) -> Vec<u8> {
-        let full = format!("{}/../shared/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
+        let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
         std::fs::read(&full).unwrap_or_else(|e| panic!("cannot read {full}: {e}"))
     }
 
@@ -535,15 +536,26 @@ mod tests {
 
     #[test]
     fn desktop_full_sync_has_kinds_versions_and_ids() {
-        let request = parse_request(&fixture("desktop-0.5.8/full-sync-request.json")).unwrap();
-        assert_eq!(request.device_id, "8555eb33-3505-42b5-b029-341b1734ad31");
+        let raw = fixture("desktop-0.5.8/full-sync-request.json");
+        let request = parse_request(&raw).unwrap();
+        let json: Value = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(Some(request.device_id.as_str()), json["device_id"].as_str());
         assert_eq!(request.last_sync, None);
         let kinds: Vec<_> = request.changes.iter().map(|c| c.kind).collect();
         assert_eq!(
             kinds,
             [Kind::Task, Kind::Task, Kind::List, Kind::List, Kind::Tag]
         );
-        assert_eq!(request.changes[0].version, 1_795_560_321_061_633_123);
+        // The version is the first task's updated_at to the nanosecond the desktop wrote.
+        let updated_at: jiff::Timestamp = json["changes"][0]["updated_at"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            i128::from(request.changes[0].version),
+            updated_at.as_nanosecond()
+        );
     }
 
     #[test]
