@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::permissions;
 use crate::tokens::{TokenEntry, TokenSet};
 
 /// The file `serve`, `token` and `init` use when neither `--config` nor the environment names one.
@@ -150,7 +151,7 @@ pub fn locate(flag: Option<PathBuf>) -> PathBuf {
 
 /// Reads and parses a config file; the error names the file, line and field at fault.
 pub fn read_file(path: &Path) -> Result<ConfigFile, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| read_error(path, &e))?;
+    let text = std::fs::read_to_string(path).map_err(|e| permissions::read_error(path, &e))?;
     toml::from_str(&text).map_err(|e| format!("config {}: {e}", path.display()))
 }
 
@@ -165,7 +166,7 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, String> {
             format!(
                 "config {}: tokens_file: {}",
                 path.display(),
-                read_error(tokens_path, &e)
+                permissions::read_error(tokens_path, &e)
             )
         })?;
         let extra: TokensFile = toml::from_str(&text)
@@ -227,22 +228,6 @@ fn env_port() -> Result<Option<u16>, String> {
             })
         })
         .transpose()
-}
-
-/// An I/O error reading a file, with what to do about it.
-pub fn read_error(path: &Path, e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => format!(
-            "{} does not exist; create it with `tickit-sync init --config {}`",
-            path.display(),
-            path.display()
-        ),
-        std::io::ErrorKind::PermissionDenied => format!(
-            "cannot read {}: permission denied; make it readable by the user running tickit-sync",
-            path.display()
-        ),
-        _ => format!("cannot read {}: {e}", path.display()),
-    }
 }
 
 /// A new config file's text: every setting with its default, commented.

@@ -1,8 +1,24 @@
-//! Advice for the most common start-up failure in containers and services: a directory the
-//! server's user cannot write.
+//! Advice for the most common start-up failures in containers and services: a file the
+//! server's user cannot read, or a directory it cannot write.
 
 use std::io;
 use std::path::Path;
+
+/// Explains an error reading `path`, saying what to do about it.
+pub fn read_error(path: &Path, e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::NotFound => format!(
+            "{} does not exist; create it with `tickit-sync init --config {}`",
+            path.display(),
+            path.display()
+        ),
+        io::ErrorKind::PermissionDenied => format!(
+            "cannot read {}: permission denied; make it readable by the user running tickit-sync",
+            path.display()
+        ),
+        _ => format!("cannot read {}: {e}", path.display()),
+    }
+}
 
 /// Explains an error writing `path`, naming the user id that lacks the permission.
 pub fn write_error(path: &Path, e: &io::Error, setting: &str) -> String {

@@ -163,7 +163,8 @@ pub fn revoke_in_config(path: &Path, name: &str) -> Result<(), String> {
 }
 
 fn read_document(path: &Path) -> Result<DocumentMut, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| crate::config::read_error(path, &e))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| crate::permissions::read_error(path, &e))?;
     text.parse()
         .map_err(|e| format!("config {}: {e}", path.display()))
 }
