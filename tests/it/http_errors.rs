@@ -1,10 +1,9 @@
 //! PROTOCOL.md "HTTP errors": every status the server returns, its JSON body, its headers,
 //! and that a refused request changes nothing.
 
-mod common;
-
-use common::*;
 use serde_json::json;
+
+use crate::harness::*;
 
 #[test]
 fn health_needs_no_token() {
@@ -71,7 +70,7 @@ fn body_over_the_limit_is_413_naming_the_limit_and_the_setting() {
         DEVICE_A,
         None,
         vec![task(
-            "55794518-c168-4fc8-9cdf-17cfa7eca7be",
+            NEW_TASK,
             &"x".repeat(2000),
             DEVICE_B,
             "2026-11-24T22:45:21Z",
@@ -111,18 +110,8 @@ fn malformed_json_is_400_and_changes_nothing() {
 #[test]
 fn one_invalid_record_refuses_the_whole_request_naming_index_and_field() {
     let server = Server::start();
-    let good = task(
-        "55794518-c168-4fc8-9cdf-17cfa7eca7be",
-        "fine",
-        DEVICE_B,
-        "2026-11-24T22:45:21Z",
-    );
-    let mut bad = task(
-        "de94b5d7-64cd-498b-bd04-b6979ee3e311",
-        "bad",
-        DEVICE_B,
-        "2026-11-24T22:45:21Z",
-    );
+    let good = task(NEW_TASK, "fine", DEVICE_B, "2026-11-24T22:45:21Z");
+    let mut bad = task(NEW_TASK_2, "bad", DEVICE_B, "2026-11-24T22:45:21Z");
     bad["priority"] = json!("asap");
     let (status, response) = server.sync(TOKEN, &sync_body(DEVICE_A, None, vec![good, bad]));
     assert_eq!(status, 400);

@@ -1,29 +1,7 @@
 //! The command line: `init`, `token`, first-run `serve`, and start-up failures that must say
 //! what is wrong and exit non-zero.
 
-mod common;
-
-use std::process::Output;
-
-use common::*;
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// The `tks_` token a command printed.
-fn printed_token(output: &Output) -> String {
-    stdout(output)
-        .split_whitespace()
-        .find(|word| word.starts_with("tks_"))
-        .unwrap_or_else(|| panic!("no token printed: {}", stdout(output)))
-        .trim_matches('"')
-        .to_owned()
-}
+use crate::harness::*;
 
 #[test]
 fn init_writes_a_config_and_refuses_to_overwrite_it_without_force() {
@@ -31,7 +9,7 @@ fn init_writes_a_config_and_refuses_to_overwrite_it_without_force() {
     let first = run_cli(dir.path(), &["init"]);
     assert!(first.status.success(), "{}", stderr(&first));
     let written = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
-    let example = include_str!("../config.example.toml");
+    let example = include_str!("../../config.example.toml");
     assert!(
         example.starts_with(&written),
         "init's output is the example's head"
@@ -58,13 +36,8 @@ fn init_writes_a_config_and_refuses_to_overwrite_it_without_force() {
 
 #[test]
 fn token_adds_a_hash_keeps_comments_lists_and_revokes() {
-    let dir = TempDir::new();
+    let dir = dir_with_config("# my server\n[server]\nport = 4040 # not the default\n");
     let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        "# my server\n[server]\nport = 4040 # not the default\n",
-    )
-    .unwrap();
 
     let added = run_cli(dir.path(), &["token", "--name", "laptop"]);
     assert!(added.status.success(), "{}", stderr(&added));
@@ -110,8 +83,7 @@ fn token_adds_a_hash_keeps_comments_lists_and_revokes() {
 
 #[test]
 fn token_list_says_when_there_are_none_and_token_needs_one_action() {
-    let dir = TempDir::new();
-    std::fs::write(dir.path().join("config.toml"), "").unwrap();
+    let dir = dir_with_config("");
     let listed = run_cli(dir.path(), &["token", "--list"]);
     assert!(listed.status.success());
     assert_eq!(
@@ -130,8 +102,7 @@ fn first_serve_creates_a_config_with_one_token_and_a_database() {
     let config = std::fs::read_to_string(server.dir.path().join("config.toml")).unwrap();
     assert!(config.contains("name = \"first-device\""), "{config}");
     assert!(server.dir.path().join("tickit-sync.sqlite").exists());
-    let (status, stderr) = server.stop();
-    assert!(status.success(), "{stderr}");
+    let stderr = server.stop_ok();
     assert!(
         stderr.contains("No config at config.toml: created one with the defaults."),
         "{stderr}"
@@ -140,23 +111,16 @@ fn first_serve_creates_a_config_with_one_token_and_a_database() {
 
 #[test]
 fn a_token_printed_by_the_cli_authenticates() {
-    let dir = TempDir::new();
-    std::fs::write(dir.path().join("config.toml"), "").unwrap();
+    let dir = dir_with_config("");
     let added = run_cli(dir.path(), &["token", "--name", "phone"]);
     let token = printed_token(&added);
     let server = Server::start_in(dir, &[], &[]);
-    let (status, _) = server.sync(&token, &sync_body(DEVICE_A, None, vec![]));
-    assert_eq!(status, 200);
+    assert_eq!(sync_status(&server, &token), 200);
 }
 
 #[test]
 fn a_wrong_config_line_stops_serve_naming_the_line() {
-    let dir = TempDir::new();
-    std::fs::write(
-        dir.path().join("config.toml"),
-        "[server]\nbind = \"127.0.0.1\"\nport = \"three thousand\"\n",
-    )
-    .unwrap();
+    let dir = dir_with_config("[server]\nbind = \"127.0.0.1\"\nport = \"three thousand\"\n");
     let output = run_cli(dir.path(), &["serve"]);
     assert_eq!(output.status.code(), Some(1));
     let error = stderr(&output);
@@ -169,8 +133,7 @@ fn a_wrong_config_line_stops_serve_naming_the_line() {
 fn a_port_in_use_stops_serve_saying_so() {
     let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = holder.local_addr().unwrap().port().to_string();
-    let dir = TempDir::new();
-    std::fs::write(dir.path().join("config.toml"), config_with("")).unwrap();
+    let dir = dir_with_config(&config_with(""));
     let output = run_cli(
         dir.path(),
         &["serve", "--bind", "127.0.0.1", "--port", &port],
@@ -186,12 +149,7 @@ fn a_port_in_use_stops_serve_saying_so() {
 
 #[test]
 fn a_database_in_a_missing_directory_stops_serve_naming_the_setting() {
-    let dir = TempDir::new();
-    std::fs::write(
-        dir.path().join("config.toml"),
-        config_with("[database]\npath = \"missing/db.sqlite\""),
-    )
-    .unwrap();
+    let dir = dir_with_config(&config_with("[database]\npath = \"missing/db.sqlite\""));
     let output = run_cli(dir.path(), &["serve", "--bind", "127.0.0.1", "--port", "0"]);
     assert_eq!(output.status.code(), Some(1));
     let error = stderr(&output);

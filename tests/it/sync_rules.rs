@@ -4,39 +4,109 @@
 //! Most tests run with `clock_skew_allowance_secs = 0` so a response holds exactly the changes
 //! stamped after `last_sync`; `settle()` then waits out the millisecond that `server_time` is
 //! rounded down to, so a later `server_time` is after every stamp handed out before it.
+//!
+//! The fixtures' ids and times are never copied here: [`A`] and [`B`] find the records by
+//! kind and title or name, so a re-capture of the desktop fixtures needs no edit.
 
-mod common;
-
-use std::path::PathBuf;
+use std::sync::LazyLock;
 use std::time::Duration;
 
-use common::*;
 use serde_json::{Value, json};
 
-// Ids from the desktop fixtures (device A).
-const A_INBOX: &str = "e47412ad-4c51-467d-be5f-966fb7d0db5d";
-const A_WORK: &str = "7a2e964d-f566-4108-aed1-135b62afefac";
-const A_TAG: &str = "083f62a4-7e11-459f-9403-9136b2e4b7b8";
-const A_REPORT: &str = "55794518-c168-4fc8-9cdf-17cfa7eca7be";
-const A_MILK: &str = "de94b5d7-64cd-498b-bd04-b6979ee3e311";
-const A_PLUMBER: &str = "8cb2d94e-f2b9-49f1-8b4c-f0aa26eb6874";
-// Ids from the mobile fixtures (device B).
-const B_INBOX: &str = "7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d";
-const B_TAG: &str = "2c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f";
-const B_PARCEL: &str = "5d3c2b1a-0f9e-4d8c-b7a6-958473625140";
-const B_PASSPORT: &str = "6e4d3c2b-1a0f-4e9d-8c7b-a69584736251";
-// Ids of records the tests make up.
-const DEVICE_D: &str = "9d2c7e1a-5b3f-4c6d-8e7f-a0b1c2d3e4f5";
-const NEW_TASK: &str = "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d";
-const NEW_TASK_2: &str = "b2c3d4e5-f6a7-4b8c-9d0e-1f2a3b4c5d6e";
-const NEW_TAG: &str = "c3d4e5f6-a7b8-4c9d-8e0f-2a3b4c5d6e7f";
-const NEW_LIST: &str = "d4e5f6a7-b8c9-4d0e-9f1a-3b4c5d6e7f80";
+use crate::harness::*;
 
 const DESKTOP_FULL: &str = "desktop-0.5.8/full-sync-request.json";
 const DESKTOP_INCREMENTAL: &str = "desktop-0.5.8/incremental-request.json";
 const DESKTOP_TOMBSTONE: &str = "desktop-0.5.8/tombstone-request.json";
 const MOBILE_FULL: &str = "mobile/full-sync-request.json";
 const MOBILE_INCREMENTAL: &str = "mobile/incremental-request.json";
+
+/// Device A, the desktop of the desktop fixtures, and the ids of its records.
+struct Desktop {
+    device: &'static str,
+    /// List "Inbox".
+    inbox: &'static str,
+    /// List "Work".
+    work: &'static str,
+    /// Tag "errands".
+    tag: &'static str,
+    /// Task "Write report" (in Work, tagged errands).
+    report: &'static str,
+    /// Task "Buy milk" (in the inbox; the tombstone fixture deletes it).
+    milk: &'static str,
+    /// Task "Call plumber", from the incremental fixture.
+    plumber: &'static str,
+}
+
+/// Device A's ids, read from the desktop fixtures once.
+static A: LazyLock<Desktop> = LazyLock::new(|| {
+    let full = fixture(DESKTOP_FULL);
+    let device = device_of(&full);
+    for path in [DESKTOP_INCREMENTAL, DESKTOP_TOMBSTONE] {
+        assert_eq!(
+            device_of(&fixture(path)),
+            device,
+            "{path} is another device's"
+        );
+    }
+    Desktop {
+        device,
+        inbox: id_of(&full, "list", "Inbox"),
+        work: id_of(&full, "list", "Work"),
+        tag: id_of(&full, "tag", "errands"),
+        report: id_of(&full, "task", "Write report"),
+        milk: id_of(&full, "task", "Buy milk"),
+        plumber: id_of(&fixture(DESKTOP_INCREMENTAL), "task", "Call plumber"),
+    }
+});
+
+/// Device B, the phone of the mobile fixtures, and the ids of its records.
+struct Mobile {
+    device: &'static str,
+    /// List "Inbox".
+    inbox: &'static str,
+    /// Tag "errands" (the incremental fixture deletes it).
+    tag: &'static str,
+    /// Task "Pick up parcel" (a bare-date due date, tagged errands).
+    parcel: &'static str,
+    /// Task "Renew passport" (without `tag_ids` and `completed_at`).
+    passport: &'static str,
+}
+
+/// Device B's ids, read from the mobile fixtures once.
+static B: LazyLock<Mobile> = LazyLock::new(|| {
+    let full = fixture(MOBILE_FULL);
+    Mobile {
+        device: device_of(&full),
+        inbox: id_of(&full, "list", "Inbox"),
+        tag: id_of(&full, "tag", "errands"),
+        parcel: id_of(&full, "task", "Pick up parcel"),
+        passport: id_of(&full, "task", "Renew passport"),
+    }
+});
+
+/// The `device_id` of a request body, kept for the whole run.
+fn device_of(body: &Value) -> &'static str {
+    let device = body["device_id"].as_str().expect("device_id");
+    device.to_owned().leak()
+}
+
+/// The id of the one record of `kind` whose title (a task's) or name (a list's or tag's) is
+/// `name` in a request body, kept for the whole run.
+fn id_of(body: &Value, kind: &str, name: &str) -> &'static str {
+    let label = if kind == "task" { "title" } else { "name" };
+    let mut matching = body["changes"]
+        .as_array()
+        .expect("changes array")
+        .iter()
+        .filter(|record| record["type"] == kind && record[label] == name);
+    let record = matching
+        .next()
+        .unwrap_or_else(|| panic!("no {kind} {name:?} in {body}"));
+    assert!(matching.next().is_none(), "two {kind}s {name:?} in {body}");
+    let id = record["id"].as_str().expect("id");
+    id.to_owned().leak()
+}
 
 /// A server whose `server_time` is not set back, so feeds hold exactly what is new.
 fn skewless() -> Server {
@@ -57,6 +127,7 @@ fn sync_then_settle(server: &Server, body: &Value) -> Value {
     response
 }
 
+/// The `server_time` of a sync response.
 fn server_time(response: &Value) -> String {
     response["server_time"]
         .as_str()
@@ -73,11 +144,7 @@ fn request(path: &str, last_sync: Option<&str>) -> Value {
 
 /// The record with `id` in a request body's changes.
 fn sent(body: &Value, id: &str) -> Value {
-    body["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|record| record["id"] == id)
+    find(body, id)
         .unwrap_or_else(|| panic!("no {id} in the request"))
         .clone()
 }
@@ -90,6 +157,12 @@ fn with(mut record: Value, fields: Value) -> Value {
     record
 }
 
+/// An RFC 3339 time, parsed.
+fn instant(text: &str) -> jiff::Timestamp {
+    text.parse()
+        .unwrap_or_else(|e| panic!("{text:?} is not a timestamp: {e}"))
+}
+
 /// `expected` as the server re-issued it after tidying: the same record with a new
 /// `updated_at` of the server's own, in milliseconds, later than the one it replaced (so every
 /// client applies it). Returns the expected record with that `updated_at`.
@@ -97,7 +170,6 @@ fn server_edit(actual: Option<&Value>, expected: Value) -> Value {
     let actual = actual.unwrap_or_else(|| panic!("missing tidied record {expected}"));
     let stamped = actual["updated_at"].as_str().expect("updated_at");
     let old = expected["updated_at"].as_str().expect("updated_at");
-    let instant = |text: &str| text.parse::<jiff::Timestamp>().expect("timestamp");
     assert!(
         instant(stamped) > instant(old),
         "{stamped} is not after {old}"
@@ -109,13 +181,7 @@ fn server_edit(actual: Option<&Value>, expected: Value) -> Value {
     with(expected, json!({ "updated_at": stamped }))
 }
 
-/// Everything the account holds, as a device that never synced receives it.
-fn everything(server: &Server, device: &str) -> Value {
-    let response = server.sync_ok(TOKEN, &sync_body(device, None, vec![]));
-    assert_eq!(response["conflicts"], json!([]));
-    response
-}
-
+/// The `type` of each record in a response, in order.
 fn types(response: &Value) -> Vec<String> {
     response["changes"]
         .as_array()
@@ -125,24 +191,21 @@ fn types(response: &Value) -> Vec<String> {
         .collect()
 }
 
+/// `ids`, sorted.
 fn sorted(mut ids: Vec<String>) -> Vec<String> {
     ids.sort();
     ids
 }
 
-/// Stops the server with `signal` (`TERM` or `KILL`) and keeps its directory.
-fn stop_keeping_dir(mut server: Server, signal: &str) -> TempDir {
+/// Stops the server with `signal` (`TERM` or `KILL`; after `TERM` it must exit 0) and starts
+/// a new one on the same directory.
+fn restart(mut server: Server, signal: &str) -> Server {
     server.signal(signal);
     let (status, stderr) = server.wait_exit();
     if signal == "TERM" {
         assert!(status.success(), "server failed to stop: {stderr}");
     }
-    std::mem::replace(&mut server.dir, TempDir(PathBuf::new()))
-}
-
-/// Stops the server with `signal` and starts a new one on the same directory.
-fn restart(server: Server, signal: &str) -> Server {
-    Server::start_in(stop_keeping_dir(server, signal), &[], &[])
+    Server::start_in(server.into_dir(), &[], &[])
 }
 
 // ---------------------------------------------------------------------------------------
@@ -158,7 +221,7 @@ fn accounts_never_see_each_others_records() {
     assert_eq!(other["changes"], json!([]));
 
     // The same id in another account is another record: an older version is no conflict.
-    let other_tag = tag(A_TAG, "the other account's tag", "2020-01-01T00:00:00Z");
+    let other_tag = tag(A.tag, "the other account's tag", "2020-01-01T00:00:00Z");
     let other = server.sync_ok(
         OTHER_ACCOUNT_TOKEN,
         &sync_body(DEVICE_C, None, vec![other_tag.clone()]),
@@ -167,8 +230,8 @@ fn accounts_never_see_each_others_records() {
     assert_eq!(other["changes"], json!([other_tag]));
 
     // Another token of the default account sees the default account's records, untouched.
-    let same = server.sync_ok(TOKEN_2, &sync_body(DEVICE_B, None, vec![]));
-    let expected: Vec<Value> = [A_INBOX, A_WORK, A_TAG, A_REPORT, A_MILK]
+    let same = server.sync_ok(TOKEN_2, &sync_body(B.device, None, vec![]));
+    let expected: Vec<Value> = [A.inbox, A.work, A.tag, A.report, A.milk]
         .iter()
         .map(|id| sent(&desktop, id))
         .collect();
@@ -182,7 +245,7 @@ fn accounts_never_see_each_others_records() {
 fn change_from_a_device_whose_clock_is_behind_reaches_a_device_that_synced_after() {
     let server = skewless();
     let a_first = sync_then_settle(&server, &fixture(DESKTOP_FULL));
-    let b_first = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
+    let b_first = server.sync_ok(TOKEN, &sync_body(B.device, None, vec![]));
     assert_eq!(b_first["changes"].as_array().unwrap().len(), 5);
     settle();
 
@@ -190,18 +253,18 @@ fn change_from_a_device_whose_clock_is_behind_reaches_a_device_that_synced_after
     let late = task(
         NEW_TASK,
         "written on a slow clock",
-        A_WORK,
+        A.work,
         "2020-01-01T00:00:00.000000001Z",
     );
     let a_second = server.sync_ok(
         TOKEN,
-        &sync_body(DEVICE_A, Some(&server_time(&a_first)), vec![late.clone()]),
+        &sync_body(A.device, Some(&server_time(&a_first)), vec![late.clone()]),
     );
     assert_eq!(a_second["changes"], json!([]));
 
     let b_second = server.sync_ok(
         TOKEN,
-        &sync_body(DEVICE_B, Some(&server_time(&b_first)), vec![]),
+        &sync_body(B.device, Some(&server_time(&b_first)), vec![]),
     );
     assert_eq!(b_second["changes"], json!([late]));
     assert_eq!(b_second["conflicts"], json!([]));
@@ -210,7 +273,7 @@ fn change_from_a_device_whose_clock_is_behind_reaches_a_device_that_synced_after
 #[test]
 fn every_change_after_last_sync_is_sent_once_and_nothing_before_it() {
     let server = skewless();
-    let b_first = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
+    let b_first = server.sync_ok(TOKEN, &sync_body(B.device, None, vec![]));
     let mut last_sync = server_time(&b_first);
     for round in 0..5 {
         settle();
@@ -221,10 +284,10 @@ fn every_change_after_last_sync_is_sent_once_and_nothing_before_it() {
         } else {
             "2099-05-05T05:05:05Z"
         };
-        let record = task(&id, "round", A_INBOX, updated);
-        server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![record]));
+        let record = task(&id, "round", A.inbox, updated);
+        server.sync_ok(TOKEN, &sync_body(A.device, None, vec![record]));
         settle();
-        let b = server.sync_ok(TOKEN, &sync_body(DEVICE_B, Some(&last_sync), vec![]));
+        let b = server.sync_ok(TOKEN, &sync_body(B.device, Some(&last_sync), vec![]));
         assert_eq!(ids(&b), [id], "round {round}");
         last_sync = server_time(&b);
     }
@@ -244,6 +307,7 @@ fn is_javascript_time(text: &str) -> bool {
         })
 }
 
+/// The wall clock, in nanoseconds since the epoch.
 fn now_nanos() -> i128 {
     jiff::Timestamp::now().as_nanosecond()
 }
@@ -258,7 +322,7 @@ fn server_time_is_utc_milliseconds_set_back_by_the_skew_allowance() {
     ] {
         let server = Server::start_with_config(&config_with(settings));
         let before = now_nanos();
-        let response = server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![]));
+        let response = server.sync_ok(TOKEN, &sync_body(A.device, None, vec![]));
         let after = now_nanos();
         let text = server_time(&response);
         assert!(is_javascript_time(&text), "{settings:?}: {text:?}");
@@ -277,29 +341,30 @@ fn within_the_skew_allowance_recent_changes_are_sent_again_not_lost() {
     let server = Server::start();
     let desktop = fixture(DESKTOP_FULL);
     server.sync_ok(TOKEN, &desktop);
-    let b_first = sync_then_settle(&server, &sync_body(DEVICE_B, None, vec![]));
+    let b_first = sync_then_settle(&server, &sync_body(B.device, None, vec![]));
     let b_second = server.sync_ok(
         TOKEN,
-        &sync_body(DEVICE_B, Some(&server_time(&b_first)), vec![]),
+        &sync_body(B.device, Some(&server_time(&b_first)), vec![]),
     );
     assert_eq!(b_second["changes"], b_first["changes"]);
 
     let skewless = skewless();
     skewless.sync_ok(TOKEN, &desktop);
     settle();
-    let b_first = skewless.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
+    let b_first = skewless.sync_ok(TOKEN, &sync_body(B.device, None, vec![]));
     let b_second = skewless.sync_ok(
         TOKEN,
-        &sync_body(DEVICE_B, Some(&server_time(&b_first)), vec![]),
+        &sync_body(B.device, Some(&server_time(&b_first)), vec![]),
     );
     assert_eq!(b_second["changes"], json!([]));
 }
 
 #[test]
 fn stamps_keep_increasing_when_the_wall_clock_goes_back() {
-    let server = skewless();
+    let mut server = skewless();
     server.sync_ok(TOKEN, &fixture(DESKTOP_FULL));
-    let dir = stop_keeping_dir(server, "TERM");
+    server.stop_ok();
+    let dir = server.into_dir();
     // Stand-in for a wall clock set back by an hour: every stored stamp is an hour ahead
     // (and on a whole millisecond, so the server_time that covers them repeats none).
     let database = dir.path().join("tickit-sync.sqlite");
@@ -313,7 +378,7 @@ fn stamps_keep_increasing_when_the_wall_clock_goes_back() {
     assert_eq!(moved, 5);
     drop(conn);
     let server = Server::start_in(dir, &[], &[]);
-    let b_first = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
+    let b_first = server.sync_ok(TOKEN, &sync_body(B.device, None, vec![]));
     let first_time: jiff::Timestamp = server_time(&b_first).parse().unwrap();
     assert!(
         first_time.as_nanosecond() > now_nanos() + 3_000_000_000_000,
@@ -322,13 +387,13 @@ fn stamps_keep_increasing_when_the_wall_clock_goes_back() {
     let record = task(
         NEW_TASK,
         "after the clock went back",
-        A_INBOX,
+        A.inbox,
         "2026-11-25T00:00:00Z",
     );
-    server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![record.clone()]));
+    server.sync_ok(TOKEN, &sync_body(A.device, None, vec![record.clone()]));
     let b_second = server.sync_ok(
         TOKEN,
-        &sync_body(DEVICE_B, Some(&server_time(&b_first)), vec![]),
+        &sync_body(B.device, Some(&server_time(&b_first)), vec![]),
     );
     assert_eq!(b_second["changes"], json!([record]));
 }
@@ -345,7 +410,7 @@ fn own_upload_is_not_echoed_on_incremental_sync_but_is_on_full_sync() {
     assert_eq!(
         sorted(ids(&a_first)),
         sorted(
-            [A_INBOX, A_WORK, A_TAG, A_REPORT, A_MILK]
+            [A.inbox, A.work, A.tag, A.report, A.milk]
                 .map(String::from)
                 .to_vec()
         ),
@@ -356,17 +421,17 @@ fn own_upload_is_not_echoed_on_incremental_sync_but_is_on_full_sync() {
     assert_eq!(a_second["changes"], json!([]));
 
     let b_tag = tag(NEW_TAG, "from B", "2026-11-24T23:00:00Z");
-    server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![b_tag.clone()]));
+    server.sync_ok(TOKEN, &sync_body(B.device, None, vec![b_tag.clone()]));
     let a_third = server.sync_ok(
         TOKEN,
-        &sync_body(DEVICE_A, Some(&server_time(&a_second)), vec![]),
+        &sync_body(A.device, Some(&server_time(&a_second)), vec![]),
     );
     assert_eq!(a_third["changes"], json!([b_tag]));
 
-    let a_full = server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![]));
+    let a_full = server.sync_ok(TOKEN, &sync_body(A.device, None, vec![]));
     assert_eq!(
         ids(&a_full),
-        [A_INBOX, A_WORK, A_TAG, NEW_TAG, A_REPORT, A_MILK, A_PLUMBER]
+        [A.inbox, A.work, A.tag, NEW_TAG, A.report, A.milk, A.plumber]
     );
 }
 
@@ -379,13 +444,13 @@ fn later_version_wins_at_nanosecond_precision() {
     let one = tag(NEW_TAG, "one", "2026-11-24T22:45:21.000000001Z");
     let zero = tag(NEW_TAG, "zero", "2026-11-24T22:45:21.000000000Z");
     let two = tag(NEW_TAG, "two", "2026-11-24T22:45:21.000000002Z");
-    server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![one.clone()]));
+    server.sync_ok(TOKEN, &sync_body(A.device, None, vec![one.clone()]));
 
-    let b = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![zero]));
+    let b = server.sync_ok(TOKEN, &sync_body(B.device, None, vec![zero]));
     assert_eq!(b["conflicts"], json!([NEW_TAG]));
     assert_eq!(b["changes"], json!([one]));
 
-    let b = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![two.clone()]));
+    let b = server.sync_ok(TOKEN, &sync_body(B.device, None, vec![two.clone()]));
     assert_eq!(b["conflicts"], json!([]));
     assert_eq!(everything(&server, DEVICE_C)["changes"], json!([two]));
 }
@@ -396,10 +461,10 @@ fn versions_are_compared_as_instants_not_as_strings() {
     // As text "23:45...+01:00" sorts after "22:45...Z", but it is 1 ns earlier.
     let offset = tag(NEW_TAG, "offset", "2026-11-24T23:45:21.5+01:00");
     let later = tag(NEW_TAG, "one ns later", "2026-11-24T22:45:21.500000001Z");
-    server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![offset.clone()]));
-    let b = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![later.clone()]));
+    server.sync_ok(TOKEN, &sync_body(A.device, None, vec![offset.clone()]));
+    let b = server.sync_ok(TOKEN, &sync_body(B.device, None, vec![later.clone()]));
     assert_eq!(b["conflicts"], json!([]));
-    let a = server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![offset]));
+    let a = server.sync_ok(TOKEN, &sync_body(A.device, None, vec![offset]));
     assert_eq!(a["conflicts"], json!([NEW_TAG]));
     assert_eq!(everything(&server, DEVICE_C)["changes"], json!([later]));
 }
@@ -411,8 +476,8 @@ fn a_tie_is_broken_the_same_way_whatever_the_arrival_order() {
     let blue = with(tag(NEW_TAG, "tie", at), json!({"color": "#89b4fa"}));
     let mut outcomes = Vec::new();
     for order in [
-        [(DEVICE_A, &red), (DEVICE_B, &blue)],
-        [(DEVICE_B, &blue), (DEVICE_A, &red)],
+        [(A.device, &red), (B.device, &blue)],
+        [(B.device, &blue), (A.device, &red)],
     ] {
         let server = skewless();
         let (first_device, first) = order[0];
@@ -441,12 +506,12 @@ fn a_tie_is_broken_the_same_way_whatever_the_arrival_order() {
 #[test]
 fn a_tombstone_wins_a_tie_with_an_update_in_either_order() {
     let at = "2026-11-24T22:45:21.5Z";
-    let record = task(NEW_TASK, "tie", A_INBOX, at);
+    let record = task(NEW_TASK, "tie", A.inbox, at);
     let tombstone = deleted(NEW_TASK, "task", at);
     for order in [[&record, &tombstone], [&tombstone, &record]] {
         let server = skewless();
-        server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![order[0].clone()]));
-        server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![order[1].clone()]));
+        server.sync_ok(TOKEN, &sync_body(A.device, None, vec![order[0].clone()]));
+        server.sync_ok(TOKEN, &sync_body(B.device, None, vec![order[1].clone()]));
         assert_eq!(everything(&server, DEVICE_C)["changes"], json!([tombstone]));
     }
 }
@@ -454,24 +519,24 @@ fn a_tombstone_wins_a_tie_with_an_update_in_either_order() {
 #[test]
 fn a_tombstone_beats_an_older_update_and_a_newer_update_resurrects() {
     let server = skewless();
-    let created = task(NEW_TASK, "v1", A_INBOX, "2026-11-24T22:00:00.000000001Z");
-    let a_first = sync_then_settle(&server, &sync_body(DEVICE_A, None, vec![created]));
-    let b_first = sync_then_settle(&server, &sync_body(DEVICE_B, None, vec![]));
+    let created = task(NEW_TASK, "v1", A.inbox, "2026-11-24T22:00:00.000000001Z");
+    let a_first = sync_then_settle(&server, &sync_body(A.device, None, vec![created]));
+    let b_first = sync_then_settle(&server, &sync_body(B.device, None, vec![]));
     let tombstone = deleted(NEW_TASK, "task", "2026-11-24T22:00:00.000000003Z");
     let a_second = server.sync_ok(
         TOKEN,
         &sync_body(
-            DEVICE_A,
+            A.device,
             Some(&server_time(&a_first)),
             vec![tombstone.clone()],
         ),
     );
     settle();
     // B edited before the delete: its older update loses, and B gets the tombstone at once.
-    let edited = task(NEW_TASK, "v2", A_INBOX, "2026-11-24T22:00:00.000000002Z");
+    let edited = task(NEW_TASK, "v2", A.inbox, "2026-11-24T22:00:00.000000002Z");
     let b_second = server.sync_ok(
         TOKEN,
-        &sync_body(DEVICE_B, Some(&server_time(&b_first)), vec![edited]),
+        &sync_body(B.device, Some(&server_time(&b_first)), vec![edited]),
     );
     assert_eq!(b_second["conflicts"], json!([NEW_TASK]));
     assert_eq!(b_second["changes"], json!([tombstone]));
@@ -479,11 +544,11 @@ fn a_tombstone_beats_an_older_update_and_a_newer_update_resurrects() {
 
     // An edit after the delete brings the task back, for every device.
     settle();
-    let revived = task(NEW_TASK, "v3", A_INBOX, "2026-11-24T22:00:00.000000004Z");
+    let revived = task(NEW_TASK, "v3", A.inbox, "2026-11-24T22:00:00.000000004Z");
     let b_third = server.sync_ok(
         TOKEN,
         &sync_body(
-            DEVICE_B,
+            B.device,
             Some(&server_time(&b_second)),
             vec![revived.clone()],
         ),
@@ -492,7 +557,7 @@ fn a_tombstone_beats_an_older_update_and_a_newer_update_resurrects() {
     assert_eq!(b_third["changes"], json!([]));
     let a_third = server.sync_ok(
         TOKEN,
-        &sync_body(DEVICE_A, Some(&server_time(&a_second)), vec![]),
+        &sync_body(A.device, Some(&server_time(&a_second)), vec![]),
     );
     assert_eq!(a_third["changes"], json!([revived]));
     assert_eq!(everything(&server, DEVICE_C)["changes"], json!([revived]));
@@ -504,21 +569,21 @@ fn an_older_tombstone_loses_to_a_newer_update_which_is_sent_back() {
     let edited = task(
         NEW_TASK,
         "edited after the delete",
-        A_INBOX,
+        A.inbox,
         "2026-11-24T22:00:02Z",
     );
-    let a_first = sync_then_settle(&server, &sync_body(DEVICE_A, None, vec![edited.clone()]));
-    let b_first = sync_then_settle(&server, &sync_body(DEVICE_B, None, vec![]));
+    let a_first = sync_then_settle(&server, &sync_body(A.device, None, vec![edited.clone()]));
+    let b_first = sync_then_settle(&server, &sync_body(B.device, None, vec![]));
     let stale = deleted(NEW_TASK, "task", "2026-11-24T22:00:01Z");
     let b = server.sync_ok(
         TOKEN,
-        &sync_body(DEVICE_B, Some(&server_time(&b_first)), vec![stale]),
+        &sync_body(B.device, Some(&server_time(&b_first)), vec![stale]),
     );
     assert_eq!(b["conflicts"], json!([NEW_TASK]));
     assert_eq!(b["changes"], json!([edited]));
     let a = server.sync_ok(
         TOKEN,
-        &sync_body(DEVICE_A, Some(&server_time(&a_first)), vec![]),
+        &sync_body(A.device, Some(&server_time(&a_first)), vec![]),
     );
     assert_eq!(a["changes"], json!([]));
     assert_eq!(everything(&server, DEVICE_C)["changes"], json!([edited]));
@@ -531,25 +596,25 @@ fn an_older_tombstone_loses_to_a_newer_update_which_is_sent_back() {
 fn a_conflict_sends_the_winner_even_when_last_sync_is_after_its_stamp() {
     let server = skewless();
     let newer = tag(
-        A_TAG,
+        A.tag,
         "errands (renamed on A)",
         "2026-11-24T23:00:00.000000000Z",
     );
-    server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![newer.clone()]));
+    server.sync_ok(TOKEN, &sync_body(A.device, None, vec![newer.clone()]));
     settle();
-    let b_first = sync_then_settle(&server, &sync_body(DEVICE_B, None, vec![]));
+    let b_first = sync_then_settle(&server, &sync_body(B.device, None, vec![]));
     let since = server_time(&b_first);
     // Without a conflict B's feed is empty: the winner's stamp is before B's last_sync.
-    let quiet = server.sync_ok(TOKEN, &sync_body(DEVICE_B, Some(&since), vec![]));
+    let quiet = server.sync_ok(TOKEN, &sync_body(B.device, Some(&since), vec![]));
     assert_eq!(quiet["changes"], json!([]));
 
     let older = tag(
-        A_TAG,
+        A.tag,
         "errands (renamed on B)",
         "2026-11-24T22:59:59.999999999Z",
     );
-    let b = server.sync_ok(TOKEN, &sync_body(DEVICE_B, Some(&since), vec![older]));
-    assert_eq!(b["conflicts"], json!([A_TAG]));
+    let b = server.sync_ok(TOKEN, &sync_body(B.device, Some(&since), vec![older]));
+    assert_eq!(b["conflicts"], json!([A.tag]));
     assert_eq!(b["changes"], json!([newer]));
 }
 
@@ -557,12 +622,12 @@ fn a_conflict_sends_the_winner_even_when_last_sync_is_after_its_stamp() {
 fn a_conflict_on_a_record_the_device_sent_itself_still_sends_the_winner() {
     // Device A's own retry of an old version loses to A's newer one; no echo must not hide it.
     let server = skewless();
-    let newer = task(NEW_TASK, "v2", A_INBOX, "2026-11-24T23:00:00.2Z");
-    let older = task(NEW_TASK, "v1", A_INBOX, "2026-11-24T23:00:00.1Z");
-    let a_first = sync_then_settle(&server, &sync_body(DEVICE_A, None, vec![newer.clone()]));
+    let newer = task(NEW_TASK, "v2", A.inbox, "2026-11-24T23:00:00.2Z");
+    let older = task(NEW_TASK, "v1", A.inbox, "2026-11-24T23:00:00.1Z");
+    let a_first = sync_then_settle(&server, &sync_body(A.device, None, vec![newer.clone()]));
     let a = server.sync_ok(
         TOKEN,
-        &sync_body(DEVICE_A, Some(&server_time(&a_first)), vec![older]),
+        &sync_body(A.device, Some(&server_time(&a_first)), vec![older]),
     );
     assert_eq!(a["conflicts"], json!([NEW_TASK]));
     assert_eq!(a["changes"], json!([newer]));
@@ -572,15 +637,15 @@ fn a_conflict_on_a_record_the_device_sent_itself_still_sends_the_winner() {
 fn a_losing_task_tag_link_is_sent_back_and_conflicts_stay_uuids() {
     // A link has no id of its own; the desktop parses `conflicts` as UUIDs, strictly.
     let server = skewless();
-    let link = |created_at: &str| json!({"type": "task_tag", "task_id": A_REPORT, "tag_id": A_TAG, "created_at": created_at});
+    let link = |created_at: &str| json!({"type": "task_tag", "task_id": A.report, "tag_id": A.tag, "created_at": created_at});
     let newer = link("2026-11-24T22:45:22Z");
-    server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![newer.clone()]));
+    server.sync_ok(TOKEN, &sync_body(A.device, None, vec![newer.clone()]));
     settle();
-    let b_first = sync_then_settle(&server, &sync_body(DEVICE_B, None, vec![]));
+    let b_first = sync_then_settle(&server, &sync_body(B.device, None, vec![]));
     let b = server.sync_ok(
         TOKEN,
         &sync_body(
-            DEVICE_B,
+            B.device,
             Some(&server_time(&b_first)),
             vec![link("2026-11-24T22:45:21Z")],
         ),
@@ -601,7 +666,7 @@ fn replaying_requests_changes_nothing_and_reports_no_conflict() {
     let server = skewless();
     let full = fixture(DESKTOP_FULL);
     let a_first = sync_then_settle(&server, &full);
-    let b_first = sync_then_settle(&server, &sync_body(DEVICE_B, None, vec![]));
+    let b_first = sync_then_settle(&server, &sync_body(B.device, None, vec![]));
 
     let incremental = request(DESKTOP_INCREMENTAL, Some(&server_time(&a_first)));
     for attempt in 0..2 {
@@ -620,11 +685,11 @@ fn replaying_requests_changes_nothing_and_reports_no_conflict() {
     // B receives each change once; the replays made no new stamps.
     let b = server.sync_ok(
         TOKEN,
-        &sync_body(DEVICE_B, Some(&server_time(&b_first)), vec![]),
+        &sync_body(B.device, Some(&server_time(&b_first)), vec![]),
     );
-    assert_eq!(ids(&b), [A_PLUMBER, A_MILK]);
-    assert_eq!(b["changes"][0], sent(&incremental, A_PLUMBER));
-    assert_eq!(b["changes"][1], sent(&tombstone, A_MILK));
+    assert_eq!(ids(&b), [A.plumber, A.milk]);
+    assert_eq!(b["changes"][0], sent(&incremental, A.plumber));
+    assert_eq!(b["changes"][1], sent(&tombstone, A.milk));
 }
 
 #[test]
@@ -635,8 +700,8 @@ fn an_unchanged_record_re_stamped_by_a_client_is_neither_a_change_nor_a_conflict
     let server = skewless();
     let full = fixture(DESKTOP_FULL);
     let a_first = sync_then_settle(&server, &full);
-    let b_first = sync_then_settle(&server, &sync_body(DEVICE_B, None, vec![]));
-    let report = sent(&full, A_REPORT);
+    let b_first = sync_then_settle(&server, &sync_body(B.device, None, vec![]));
+    let report = sent(&full, A.report);
     let later = with(
         report.clone(),
         json!({"updated_at": "2026-11-25T09:00:00.000000001Z"}),
@@ -645,20 +710,20 @@ fn an_unchanged_record_re_stamped_by_a_client_is_neither_a_change_nor_a_conflict
         report.clone(),
         json!({"updated_at": "2026-11-24T20:00:00Z"}),
     );
-    for (device, version) in [(DEVICE_B, later), (DEVICE_C, earlier)] {
+    for (device, version) in [(B.device, later), (DEVICE_C, earlier)] {
         let response = server.sync_ok(TOKEN, &sync_body(device, None, vec![version]));
         assert_eq!(response["conflicts"], json!([]), "{device}");
-        assert_eq!(find(&response, A_REPORT), Some(&report), "{device}");
+        assert_eq!(find(&response, A.report), Some(&report), "{device}");
     }
     settle();
     let a = server.sync_ok(
         TOKEN,
-        &sync_body(DEVICE_A, Some(&server_time(&a_first)), vec![]),
+        &sync_body(A.device, Some(&server_time(&a_first)), vec![]),
     );
     assert_eq!(a["changes"], json!([]), "nothing new for A");
     let b = server.sync_ok(
         TOKEN,
-        &sync_body(DEVICE_B, Some(&server_time(&b_first)), vec![]),
+        &sync_body(B.device, Some(&server_time(&b_first)), vec![]),
     );
     assert_eq!(b["changes"], json!([]), "nothing new for B");
 }
@@ -668,26 +733,31 @@ fn an_identical_version_from_another_device_is_not_broadcast_again() {
     let server = skewless();
     let full = fixture(DESKTOP_FULL);
     let a_first = sync_then_settle(&server, &full);
-    let b_first = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
+    let b_first = server.sync_ok(TOKEN, &sync_body(B.device, None, vec![]));
     let c_first = sync_then_settle(&server, &sync_body(DEVICE_C, None, vec![]));
 
     // B sends back what it received, spelled its own way (offsets, nulls left out).
-    let report = sent(&full, A_REPORT);
+    let report = sent(&full, A.report);
+    let instant_of = |field: &str| instant(report[field].as_str().expect("a timestamp"));
+    let at_offset = |field: &str, hours: i8| {
+        let offset = jiff::tz::Offset::constant(hours);
+        instant_of(field).display_with_offset(offset).to_string()
+    };
     let mut respelled = with(
         report.clone(),
         json!({
-            "created_at": "2026-11-24T22:45:21.061633123+00:00",
-            "updated_at": "2026-11-24T23:45:21.061633123+01:00",
-            "due_date": "2026-12-01T23:59:59Z",
+            "created_at": at_offset("created_at", 0),
+            "updated_at": at_offset("updated_at", 1),
+            "due_date": instant_of("due_date").to_string(),
         }),
     );
     respelled.as_object_mut().unwrap().remove("completed_at");
-    let work = sent(&full, A_WORK);
-    let errands = sent(&full, A_TAG);
+    let work = sent(&full, A.work);
+    let errands = sent(&full, A.tag);
     let b = server.sync_ok(
         TOKEN,
         &sync_body(
-            DEVICE_B,
+            B.device,
             Some(&server_time(&b_first)),
             vec![respelled, work, errands],
         ),
@@ -695,7 +765,7 @@ fn an_identical_version_from_another_device_is_not_broadcast_again() {
     assert_eq!(b["conflicts"], json!([]));
     assert_eq!(b["changes"], json!([]));
 
-    for (device, previous) in [(DEVICE_A, &a_first), (DEVICE_C, &c_first)] {
+    for (device, previous) in [(A.device, &a_first), (DEVICE_C, &c_first)] {
         let response = server.sync_ok(
             TOKEN,
             &sync_body(device, Some(&server_time(previous)), vec![]),
@@ -704,7 +774,7 @@ fn an_identical_version_from_another_device_is_not_broadcast_again() {
     }
     // The stored version keeps its first writer's spelling.
     let stored = everything(&server, DEVICE_D);
-    assert_eq!(find(&stored, A_REPORT), Some(&report));
+    assert_eq!(find(&stored, A.report), Some(&report));
 }
 
 #[test]
@@ -714,8 +784,8 @@ fn a_desktop_re_upload_of_a_mobile_bare_due_date_is_the_same_version() {
     let server = skewless();
     let mobile = fixture(MOBILE_FULL);
     let b_first = sync_then_settle(&server, &mobile);
-    let a_first = sync_then_settle(&server, &sync_body(DEVICE_A, None, vec![]));
-    let parcel = sent(&mobile, B_PARCEL);
+    let a_first = sync_then_settle(&server, &sync_body(A.device, None, vec![]));
+    let parcel = sent(&mobile, B.parcel);
     let as_desktop_holds_it = with(
         parcel.clone(),
         json!({
@@ -727,7 +797,7 @@ fn a_desktop_re_upload_of_a_mobile_bare_due_date_is_the_same_version() {
     let a = server.sync_ok(
         TOKEN,
         &sync_body(
-            DEVICE_A,
+            A.device,
             Some(&server_time(&a_first)),
             vec![as_desktop_holds_it],
         ),
@@ -736,11 +806,11 @@ fn a_desktop_re_upload_of_a_mobile_bare_due_date_is_the_same_version() {
     assert_eq!(a["changes"], json!([]));
     let b = server.sync_ok(
         TOKEN,
-        &sync_body(DEVICE_B, Some(&server_time(&b_first)), vec![]),
+        &sync_body(B.device, Some(&server_time(&b_first)), vec![]),
     );
     assert_eq!(b["changes"], json!([]));
     assert_eq!(
-        find(&everything(&server, DEVICE_C), B_PARCEL),
+        find(&everything(&server, DEVICE_C), B.parcel),
         Some(&parcel)
     );
 }
@@ -755,13 +825,13 @@ fn a_forced_full_sync_of_everything_received_changes_nothing() {
     settle();
     let a_base = server.sync_ok(
         TOKEN,
-        &sync_body(DEVICE_A, Some(&server_time(&a_first)), vec![]),
+        &sync_body(A.device, Some(&server_time(&a_first)), vec![]),
     );
-    let b_base = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
+    let b_base = server.sync_ok(TOKEN, &sync_body(B.device, None, vec![]));
     let c_base = everything(&server, DEVICE_C);
     settle();
 
-    for device in [DEVICE_B, DEVICE_A] {
+    for device in [B.device, A.device] {
         let held = server.sync_ok(TOKEN, &sync_body(device, None, vec![]))["changes"].clone();
         let records = held.as_array().unwrap().clone();
         let forced = server.sync_ok(TOKEN, &sync_body(device, None, records));
@@ -769,8 +839,8 @@ fn a_forced_full_sync_of_everything_received_changes_nothing() {
         assert_eq!(forced["changes"], held, "device {device}");
     }
     for (device, base) in [
-        (DEVICE_A, &a_base),
-        (DEVICE_B, &b_base),
+        (A.device, &a_base),
+        (B.device, &b_base),
         (DEVICE_C, &c_base),
     ] {
         let response = server.sync_ok(TOKEN, &sync_body(device, Some(&server_time(base)), vec![]));
@@ -794,7 +864,7 @@ fn a_request_with_one_invalid_record_stores_none_of_its_valid_records() {
     let (status, response) = server.sync(
         TOKEN,
         &sync_body(
-            DEVICE_A,
+            A.device,
             None,
             vec![good_list, good_tag, good_task, bad_task.clone()],
         ),
@@ -815,7 +885,7 @@ fn accepted_changes_survive_a_restart_and_stamps_continue() {
     let server = skewless();
     let full = fixture(DESKTOP_FULL);
     let a_first = sync_then_settle(&server, &full);
-    let b_first = sync_then_settle(&server, &sync_body(DEVICE_B, None, vec![]));
+    let b_first = sync_then_settle(&server, &sync_body(B.device, None, vec![]));
 
     let server = restart(server, "TERM");
     let after = everything(&server, DEVICE_C);
@@ -826,9 +896,9 @@ fn accepted_changes_survive_a_restart_and_stamps_continue() {
     assert_eq!(a["changes"], json!([]));
     let b = server.sync_ok(
         TOKEN,
-        &sync_body(DEVICE_B, Some(&server_time(&b_first)), vec![]),
+        &sync_body(B.device, Some(&server_time(&b_first)), vec![]),
     );
-    assert_eq!(b["changes"], json!([sent(&incremental, A_PLUMBER)]));
+    assert_eq!(b["changes"], json!([sent(&incremental, A.plumber)]));
 }
 
 #[test]
@@ -841,12 +911,12 @@ fn an_answered_sync_survives_kill_9() {
     assert_eq!(
         sorted(ids(&after)),
         sorted(
-            [A_INBOX, A_WORK, A_TAG, A_REPORT, A_MILK]
+            [A.inbox, A.work, A.tag, A.report, A.milk]
                 .map(String::from)
                 .to_vec()
         )
     );
-    assert_eq!(find(&after, A_REPORT), Some(&sent(&full, A_REPORT)));
+    assert_eq!(find(&after, A.report), Some(&sent(&full, A.report)));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -863,25 +933,25 @@ fn every_device_gets_the_one_inbox_and_its_tasks_under_its_own_inbox_id() {
     // and B gets the account inbox under B's own id.
     let b_first = server.sync_ok(TOKEN, &mobile);
     assert_eq!(b_first["conflicts"], json!([]));
-    assert!(!b_first.to_string().contains(A_INBOX), "{b_first}");
-    let inbox_for_b = with(sent(&desktop, A_INBOX), json!({"id": B_INBOX}));
-    assert_eq!(find(&b_first, B_INBOX), Some(&inbox_for_b));
-    for id in [A_MILK, B_PARCEL, B_PASSPORT] {
-        assert_eq!(find(&b_first, id).unwrap()["list_id"], B_INBOX, "{id}");
+    assert!(!b_first.to_string().contains(A.inbox), "{b_first}");
+    let inbox_for_b = with(sent(&desktop, A.inbox), json!({"id": B.inbox}));
+    assert_eq!(find(&b_first, B.inbox), Some(&inbox_for_b));
+    for id in [A.milk, B.parcel, B.passport] {
+        assert_eq!(find(&b_first, id).unwrap()["list_id"], B.inbox, "{id}");
     }
-    assert_eq!(find(&b_first, A_REPORT).unwrap()["list_id"], A_WORK);
+    assert_eq!(find(&b_first, A.report).unwrap()["list_id"], A.work);
     settle();
 
     // A receives B's tasks in A's inbox, and A's new inbox task reaches B in B's inbox.
     let incremental = request(DESKTOP_INCREMENTAL, Some(&server_time(&a_first)));
     let a_second = server.sync_ok(TOKEN, &incremental);
-    assert!(!a_second.to_string().contains(B_INBOX), "{a_second}");
-    assert_eq!(ids(&a_second), [B_TAG, B_PARCEL, B_PASSPORT]);
+    assert!(!a_second.to_string().contains(B.inbox), "{a_second}");
+    assert_eq!(ids(&a_second), [B.tag, B.parcel, B.passport]);
     assert_eq!(
-        find(&a_second, B_PASSPORT),
+        find(&a_second, B.passport),
         Some(&with(
-            sent(&mobile, B_PASSPORT),
-            json!({"list_id": A_INBOX, "tag_ids": [], "completed_at": null})
+            sent(&mobile, B.passport),
+            json!({"list_id": A.inbox, "tag_ids": [], "completed_at": null})
         ))
     );
     settle();
@@ -894,8 +964,8 @@ fn every_device_gets_the_one_inbox_and_its_tasks_under_its_own_inbox_id() {
     assert_eq!(
         b_second["changes"],
         json!([with(
-            sent(&incremental, A_PLUMBER),
-            json!({"list_id": B_INBOX})
+            sent(&incremental, A.plumber),
+            json!({"list_id": B.inbox})
         )])
     );
 
@@ -930,23 +1000,23 @@ fn a_device_that_joins_later_sends_its_inbox_and_receives_the_account_inbox_unde
     let a = server.sync_ok(TOKEN, &desktop);
     assert_eq!(a["conflicts"], json!([]));
     assert_eq!(
-        find(&a, A_INBOX),
-        Some(&with(sent(&mobile, B_INBOX), json!({"id": A_INBOX})))
+        find(&a, A.inbox),
+        Some(&with(sent(&mobile, B.inbox), json!({"id": A.inbox})))
     );
-    assert!(!a.to_string().contains(B_INBOX), "{a}");
+    assert!(!a.to_string().contains(B.inbox), "{a}");
 
     // A renamed inbox is a real change: the newer one wins, and every device gets it.
     let renamed = with(
-        sent(&desktop, A_INBOX),
+        sent(&desktop, A.inbox),
         json!({"name": "Eingang", "updated_at": "2026-11-25T08:00:00.000000001Z"}),
     );
-    server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![renamed.clone()]));
-    let b = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
+    server.sync_ok(TOKEN, &sync_body(A.device, None, vec![renamed.clone()]));
+    let b = server.sync_ok(TOKEN, &sync_body(B.device, None, vec![]));
     assert_eq!(
-        find(&b, B_INBOX),
-        Some(&with(renamed, json!({"id": B_INBOX})))
+        find(&b, B.inbox),
+        Some(&with(renamed, json!({"id": B.inbox})))
     );
-    assert!(!b.to_string().contains(A_INBOX), "{b}");
+    assert!(!b.to_string().contains(A.inbox), "{b}");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -959,45 +1029,45 @@ fn deleting_a_list_moves_its_tasks_to_the_inbox() {
     let a_first = sync_then_settle(&server, &desktop);
     let b_first = sync_then_settle(&server, &fixture(MOBILE_FULL));
 
-    let gone = deleted(A_WORK, "list", "2026-11-24T23:00:00.000Z");
+    let gone = deleted(A.work, "list", "2026-11-24T23:00:00.000Z");
     let a = server.sync_ok(
         TOKEN,
-        &sync_body(DEVICE_A, Some(&server_time(&a_first)), vec![gone.clone()]),
+        &sync_body(A.device, Some(&server_time(&a_first)), vec![gone.clone()]),
     );
     assert_eq!(a["conflicts"], json!([]));
     let moved = server_edit(
-        find(&a, A_REPORT),
-        with(sent(&desktop, A_REPORT), json!({"list_id": A_INBOX})),
+        find(&a, A.report),
+        with(sent(&desktop, A.report), json!({"list_id": A.inbox})),
     );
-    assert_eq!(find(&a, A_REPORT), Some(&moved));
+    assert_eq!(find(&a, A.report), Some(&moved));
     settle();
 
     // B, which knew the list, gets the move (into its own inbox) and the tombstone.
     let b = server.sync_ok(
         TOKEN,
-        &sync_body(DEVICE_B, Some(&server_time(&b_first)), vec![]),
+        &sync_body(B.device, Some(&server_time(&b_first)), vec![]),
     );
     assert_eq!(
         b["changes"],
-        json!([with(moved.clone(), json!({"list_id": B_INBOX})), gone])
+        json!([with(moved.clone(), json!({"list_id": B.inbox})), gone])
     );
 
     // C had not heard of the delete and adds a task to the deleted list: it lands in the
     // inbox, and C itself gets the tidied task back.
-    let late = task(NEW_TASK, "late", A_WORK, "2026-11-24T23:30:00Z");
+    let late = task(NEW_TASK, "late", A.work, "2026-11-24T23:30:00Z");
     let c = server.sync_ok(TOKEN, &sync_body(DEVICE_C, None, vec![late.clone()]));
-    let late = server_edit(find(&c, NEW_TASK), with(late, json!({"list_id": A_INBOX})));
+    let late = server_edit(find(&c, NEW_TASK), with(late, json!({"list_id": A.inbox})));
     assert_eq!(find(&c, NEW_TASK), Some(&late));
 
     let d = everything(&server, DEVICE_D);
     for record in d["changes"].as_array().unwrap() {
-        if record["id"] == A_WORK {
+        if record["id"] == A.work {
             assert_eq!(record, &gone);
         } else {
-            assert!(!record.to_string().contains(A_WORK), "dangling {record}");
+            assert!(!record.to_string().contains(A.work), "dangling {record}");
         }
     }
-    assert_eq!(find(&d, A_REPORT), Some(&moved));
+    assert_eq!(find(&d, A.report), Some(&moved));
     assert_eq!(find(&d, NEW_TASK), Some(&late));
 }
 
@@ -1010,10 +1080,10 @@ fn deleting_a_tag_removes_it_from_every_task() {
         task(
             NEW_TASK,
             "Wrap gift",
-            A_INBOX,
+            A.inbox,
             "2026-11-24T21:20:00.000000001Z",
         ),
-        json!({"tag_ids": [A_TAG, B_TAG]}),
+        json!({"tag_ids": [A.tag, B.tag]}),
     );
     let mut desktop = fixture(DESKTOP_FULL);
     desktop["changes"]
@@ -1028,49 +1098,49 @@ fn deleting_a_tag_removes_it_from_every_task() {
     assert_eq!(b["conflicts"], json!([]));
     let stripped = server_edit(
         find(&b, NEW_TASK),
-        with(wrap.clone(), json!({"tag_ids": [A_TAG]})),
+        with(wrap.clone(), json!({"tag_ids": [A.tag]})),
     );
     assert_eq!(
         find(&b, NEW_TASK),
-        Some(&with(stripped.clone(), json!({"list_id": B_INBOX})))
+        Some(&with(stripped.clone(), json!({"list_id": B.inbox})))
     );
     settle();
 
     // A still has the tag on a task and edits it: the server drops the dangling id, and the
     // tidied edit is the server's own newer version.
     let report = with(
-        sent(&desktop, A_REPORT),
-        json!({"title": "Write the report", "tag_ids": [B_TAG, A_TAG], "updated_at": "2026-11-24T23:59:00Z"}),
+        sent(&desktop, A.report),
+        json!({"title": "Write the report", "tag_ids": [B.tag, A.tag], "updated_at": "2026-11-24T23:59:00Z"}),
     );
     let a = server.sync_ok(
         TOKEN,
-        &sync_body(DEVICE_A, Some(&server_time(&a_first)), vec![report.clone()]),
+        &sync_body(A.device, Some(&server_time(&a_first)), vec![report.clone()]),
     );
     assert_eq!(
-        find(&a, B_TAG),
-        Some(&sent(&mobile, B_TAG)),
+        find(&a, B.tag),
+        Some(&sent(&mobile, B.tag)),
         "A receives the tag's tombstone"
     );
     assert_eq!(find(&a, NEW_TASK), Some(&stripped));
 
     let d = everything(&server, DEVICE_D);
     for record in d["changes"].as_array().unwrap() {
-        if record["id"] == B_TAG {
-            assert_eq!(record, &sent(&mobile, B_TAG));
+        if record["id"] == B.tag {
+            assert_eq!(record, &sent(&mobile, B.tag));
         } else {
-            assert!(!record.to_string().contains(B_TAG), "dangling {record}");
+            assert!(!record.to_string().contains(B.tag), "dangling {record}");
         }
     }
     // The account inbox is B's (B synced first), and D sent no inbox of its own.
-    assert_eq!(find(&d, B_PARCEL), Some(&sent(&mobile, B_PARCEL)));
+    assert_eq!(find(&d, B.parcel), Some(&sent(&mobile, B.parcel)));
     let tidied = server_edit(
-        find(&d, A_REPORT),
-        with(report, json!({"tag_ids": [A_TAG]})),
+        find(&d, A.report),
+        with(report, json!({"tag_ids": [A.tag]})),
     );
-    assert_eq!(find(&d, A_REPORT), Some(&tidied));
+    assert_eq!(find(&d, A.report), Some(&tidied));
     assert_eq!(
         find(&d, NEW_TASK),
-        Some(&with(stripped, json!({"list_id": B_INBOX})))
+        Some(&with(stripped, json!({"list_id": B.inbox})))
     );
 }
 
@@ -1088,30 +1158,28 @@ fn unknown_fields_and_timestamps_come_back_byte_for_byte() {
     changes[3]["emoji"] = json!("🛒");
     server.sync_ok(TOKEN, &mobile);
     let desktop = fixture(DESKTOP_FULL);
-    server.sync_ok(
-        TOKEN,
-        &sync_body(DEVICE_A, None, vec![sent(&desktop, A_WORK)]),
-    );
+    let work = sent(&desktop, A.work);
+    server.sync_ok(TOKEN, &sync_body(A.device, None, vec![work.clone()]));
 
     let c = everything(&server, DEVICE_C);
     let text = c.to_string();
     for spelling in [
-        r#""due_date":"2026-12-03""#,
-        r#""updated_at":"2026-11-24T21:12:44.907Z""#,
-        r#""created_at":"2026-11-20T07:59:58.001Z""#,
-        r#""created_at":"2026-11-24T22:45:21.058320360Z""#,
+        r#""due_date":"2026-12-03""#.to_owned(),
+        r#""updated_at":"2026-11-24T21:12:44.907Z""#.to_owned(),
+        r#""created_at":"2026-11-20T07:59:58.001Z""#.to_owned(),
+        format!(r#""created_at":"{}""#, work["created_at"].as_str().unwrap()),
     ] {
-        assert!(text.contains(spelling), "{spelling} not in {text}");
+        assert!(text.contains(&spelling), "{spelling} not in {text}");
     }
     assert_eq!(
         c["changes"],
         json!([
-            sent(&mobile, B_INBOX),
-            sent(&desktop, A_WORK),
-            sent(&mobile, B_TAG),
-            sent(&mobile, B_PARCEL),
+            sent(&mobile, B.inbox),
+            work,
+            sent(&mobile, B.tag),
+            sent(&mobile, B.parcel),
             with(
-                sent(&mobile, B_PASSPORT),
+                sent(&mobile, B.passport),
                 json!({"tag_ids": [], "completed_at": null})
             ),
         ])
@@ -1130,7 +1198,7 @@ fn fields_the_desktop_requires_get_defaults_on_the_way_out() {
         "created_at": "2026-11-21T10:00:00.000Z"
     });
     let colourless_tag = json!({
-        "type": "tag", "id": B_TAG, "name": "plain",
+        "type": "tag", "id": B.tag, "name": "plain",
         "created_at": "2026-11-21T10:00:00.000Z", "updated_at": "2026-11-22T10:00:00.000Z"
     });
     let bare_task = json!({
@@ -1141,7 +1209,7 @@ fn fields_the_desktop_requires_get_defaults_on_the_way_out() {
     server.sync_ok(
         TOKEN,
         &sync_body(
-            DEVICE_B,
+            B.device,
             None,
             vec![
                 bare_list.clone(),
@@ -1166,7 +1234,7 @@ fn fields_the_desktop_requires_get_defaults_on_the_way_out() {
             json!({"updated_at": "2026-11-21T10:00:00.000Z"})
         ))
     );
-    let coloured = find(&c, B_TAG).unwrap();
+    let coloured = find(&c, B.tag).unwrap();
     assert!(coloured["color"].is_string(), "{coloured}");
     assert_eq!(
         coloured,
@@ -1186,27 +1254,27 @@ fn records_go_out_lists_tags_tasks_task_tags_then_deleted() {
     let server = skewless();
     let desktop = fixture(DESKTOP_FULL);
     let link = json!({
-        "type": "task_tag", "task_id": A_REPORT, "tag_id": A_TAG,
-        "created_at": "2026-11-24T22:45:21.061633123Z"
+        "type": "task_tag", "task_id": A.report, "tag_id": A.tag,
+        "created_at": sent(&desktop, A.report)["created_at"]
     });
     let tombstone = deleted(NEW_TASK, "task", "2026-11-24T22:50:00Z");
     let scrambled = vec![
         tombstone.clone(),
         link.clone(),
-        sent(&desktop, A_REPORT),
-        sent(&desktop, A_TAG),
-        sent(&desktop, A_WORK),
-        sent(&desktop, A_MILK),
-        sent(&desktop, A_INBOX),
+        sent(&desktop, A.report),
+        sent(&desktop, A.tag),
+        sent(&desktop, A.work),
+        sent(&desktop, A.milk),
+        sent(&desktop, A.inbox),
     ];
-    let a = server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, scrambled));
+    let a = server.sync_ok(TOKEN, &sync_body(A.device, None, scrambled));
     let c = everything(&server, DEVICE_C);
     let expected = json!([
-        sent(&desktop, A_WORK),
-        sent(&desktop, A_INBOX),
-        sent(&desktop, A_TAG),
-        sent(&desktop, A_REPORT),
-        sent(&desktop, A_MILK),
+        sent(&desktop, A.work),
+        sent(&desktop, A.inbox),
+        sent(&desktop, A.tag),
+        sent(&desktop, A.report),
+        sent(&desktop, A.milk),
         link,
         tombstone,
     ]);
@@ -1225,33 +1293,24 @@ fn records_go_out_lists_tags_tasks_task_tags_then_deleted() {
 fn records_that_would_break_a_client_are_refused_naming_change_and_field() {
     let server = skewless();
     let fine = tag(NEW_TAG, "fine", "2026-11-24T22:45:21Z");
-    let base = task(NEW_TASK, "t", A_INBOX, "2026-11-24T22:45:21.1Z");
+    let base = task(NEW_TASK, "t", A.inbox, "2026-11-24T22:45:21.1Z");
     let without = |field: &str| {
         let mut record = base.clone();
         record.as_object_mut().unwrap().remove(field);
         record
     };
     let cases: Vec<(Value, &str)> = vec![
+        (with(base.clone(), json!({"id": &NEW_TASK[..35]})), "id"),
         (
-            with(
-                base.clone(),
-                json!({"id": "55794518-c168-4fc8-9cdf-17cfa7eca7b"}),
-            ),
-            "id",
-        ),
-        (
-            with(
-                base.clone(),
-                json!({"id": "{55794518-c168-4fc8-9cdf-17cfa7eca7be}"}),
-            ),
+            with(base.clone(), json!({"id": format!("{{{NEW_TASK}}}")})),
             "id",
         ),
         (with(base.clone(), json!({"list_id": "inbox"})), "list_id"),
         (
-            with(base.clone(), json!({"tag_ids": [A_TAG, "errands"]})),
+            with(base.clone(), json!({"tag_ids": [A.tag, "errands"]})),
             "tag_ids[1]",
         ),
-        (with(base.clone(), json!({"tag_ids": A_TAG})), "tag_ids"),
+        (with(base.clone(), json!({"tag_ids": A.tag})), "tag_ids"),
         (with(base.clone(), json!({"type": "note"})), "type"),
         (
             with(base.clone(), json!({"priority": "critical"})),
@@ -1330,7 +1389,7 @@ fn records_that_would_break_a_client_are_refused_naming_change_and_field() {
     for (record, field) in cases {
         let (status, response) = server.sync(
             TOKEN,
-            &sync_body(DEVICE_A, None, vec![fine.clone(), record.clone()]),
+            &sync_body(A.device, None, vec![fine.clone(), record.clone()]),
         );
         assert_eq!(status, 400, "{record} was accepted: {response}");
         let error = response["error"].as_str().unwrap_or_default();
@@ -1347,11 +1406,11 @@ fn records_that_would_break_a_client_are_refused_naming_change_and_field() {
         ),
         (json!({"last_sync": null, "changes": []}), "device_id"),
         (
-            json!({"device_id": DEVICE_A, "last_sync": "yesterday", "changes": []}),
+            json!({"device_id": A.device, "last_sync": "yesterday", "changes": []}),
             "last_sync",
         ),
         (
-            json!({"device_id": DEVICE_A, "last_sync": null, "changes": {}}),
+            json!({"device_id": A.device, "last_sync": null, "changes": {}}),
             "changes",
         ),
     ] {
@@ -1370,10 +1429,10 @@ fn records_that_would_break_a_client_are_refused_naming_change_and_field() {
 fn a_bare_date_is_accepted_in_due_date_and_comes_back_as_sent() {
     let server = skewless();
     let record = with(
-        task(NEW_TASK, "t", A_INBOX, "2026-11-24T22:45:21.1Z"),
+        task(NEW_TASK, "t", A.inbox, "2026-11-24T22:45:21.1Z"),
         json!({"due_date": "2026-12-03"}),
     );
-    let response = server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![record.clone()]));
+    let response = server.sync_ok(TOKEN, &sync_body(A.device, None, vec![record.clone()]));
     assert_eq!(response["changes"], json!([record]));
     assert_eq!(everything(&server, DEVICE_C)["changes"], json!([record]));
 }

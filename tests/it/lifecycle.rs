@@ -2,10 +2,8 @@
 //! activation (systemd-socket-activate, and a socket the test holds like systemd does), idle
 //! exit, Unix sockets, graceful stop that loses no acknowledged sync, and config reloads.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -14,8 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::*;
-use serde_json::{Value, json};
+use serde_json::Value;
+
+use crate::harness::*;
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -27,40 +26,14 @@ fn free_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
-/// `tickit-sync serve --config config.toml ARGS...`.
-fn serve(args: &[&str]) -> Command {
-    let mut command = Command::new(binary());
-    command
-        .args(["serve", "--config", "config.toml"])
-        .args(args)
-        .stdin(Stdio::null());
-    command
-}
-
 /// `serve ARGS...` given `socket` the way systemd passes one: as fd 3, with LISTEN_FDS=1 and
 /// LISTEN_PID set to the server's own pid (the shell execs the server, keeping its pid).
 fn serve_with_socket(socket: &TcpListener, args: &[&str]) -> Command {
     let socket: OwnedFd = socket.try_clone().expect("dup socket").into();
-    let mut command = Command::new("sh");
+    let script = r#"exec 3<&0 0</dev/null; LISTEN_FDS=1 LISTEN_PID=$$; export LISTEN_FDS LISTEN_PID; exec "$0" "$@""#;
+    let mut command = serve_command(&["sh", "-c", script], args);
+    command.stdin(Stdio::from(socket));
     command
-        .args([
-            "-c",
-            r#"exec 3<&0 0</dev/null; LISTEN_FDS=1 LISTEN_PID=$$; export LISTEN_FDS LISTEN_PID; exec "$0" "$@""#,
-            binary(),
-            "serve",
-            "--config",
-            "config.toml",
-        ])
-        .args(args)
-        .stdin(Stdio::from(socket));
-    command
-}
-
-/// A fresh directory holding config.toml with `config`.
-fn dir_with_config(config: &str) -> TempDir {
-    let dir = TempDir::new();
-    std::fs::write(dir.path().join("config.toml"), config).expect("write config");
-    dir
 }
 
 /// A task id unique to (`group`, `n`).
@@ -79,72 +52,32 @@ fn sync_creating(device: &str, ids: &[String]) -> Value {
 
 /// Every task id the default account holds, as a new device sees them.
 fn all_ids(server: &Server) -> Vec<String> {
-    ids(&server.sync_ok(TOKEN, &sync_body(DEVICE_C, None, vec![])))
+    ids(&everything(server, DEVICE_C))
 }
 
-/// Sends one HTTP/1.1 request on `stream` and reads exactly one response (by Content-Length),
-/// leaving the connection open. `None` if the connection breaks before a whole response.
-fn exchange<S: Read + Write>(
-    stream: &mut S,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Option<(u16, String)> {
-    let head = request_head(method, path, headers, body.len());
-    stream.write_all(head.as_bytes()).ok()?;
-    stream.write_all(body).ok()?;
-    read_response(stream)
+/// The head of a sync with `token` for a body of `length` bytes, plus `extra` headers.
+fn sync_head(token: &str, length: usize, extra: &[(&str, &str)]) -> String {
+    let authorization = format!("Bearer {token}");
+    let mut headers = vec![("Authorization", authorization.as_str())];
+    headers.extend_from_slice(extra);
+    request_head("POST", "/api/v1/sync", &headers, length)
 }
 
-/// Reads one response (status line, headers, Content-Length body) from `stream`.
-fn read_response<S: Read>(stream: &mut S) -> Option<(u16, String)> {
-    let mut reader = BufReader::new(stream);
-    let mut status_line = String::new();
-    reader.read_line(&mut status_line).ok()?;
-    let status = status_line.split_whitespace().nth(1)?.parse().ok()?;
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse().ok()?;
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    Some((status, String::from_utf8_lossy(&body).into_owned()))
+/// One sync on an open connection, which stays open for the next request.
+fn exchange_sync<S: Read + Write>(stream: &mut S, token: &str, body: &Value) -> Option<Response> {
+    let body = body.to_string();
+    exchange(stream, &sync_head(token, body.len(), &[]), body.as_bytes())
 }
 
 /// A sync on a fresh connection that tolerates the server going away: `None` when there was
 /// no whole response (refused, reset, closed).
-fn try_sync(port: u16, token: &str, body: &Value) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(WAIT)).ok()?;
-    exchange_sync(&mut stream, token, body)
+fn try_sync(port: u16, token: &str, body: &Value) -> Option<Response> {
+    exchange_sync(&mut connect(port).ok()?, token, body)
 }
 
-/// One sync on an open connection, which stays open for the next request.
-fn exchange_sync<S: Read + Write>(
-    stream: &mut S,
-    token: &str,
-    body: &Value,
-) -> Option<(u16, String)> {
-    exchange(
-        stream,
-        "POST",
-        "/api/v1/sync",
-        &[("Authorization", &format!("Bearer {token}"))],
-        body.to_string().as_bytes(),
-    )
+/// `GET /health` on an open connection, which stays open for the next request.
+fn get_health<S: Read + Write>(stream: &mut S) -> Option<Response> {
+    exchange(stream, &request_head("GET", "/health", &[], 0), b"")
 }
 
 /// The sd_notify messages after index `from` that are not watchdog pings or status-only.
@@ -191,25 +124,7 @@ fn assert_wal_checkpointed(dir: &Path) {
     assert_eq!(size, 0, "{} still holds {size} bytes", wal.display());
 }
 
-/// `    tks_...` in the output of `tickit-sync token --name`.
-fn printed_token(output: &std::process::Output) -> String {
-    assert!(
-        output.status.success(),
-        "token failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(str::trim)
-        .find(|line| line.starts_with("tks_"))
-        .expect("the token is printed")
-        .to_owned()
-}
-
-fn sync_status(server: &Server, token: &str) -> u16 {
-    server.sync(token, &sync_body(DEVICE_A, None, vec![])).0
-}
-
+/// The systemd-socket-activate program; the tests that use it fail without it.
 fn find_systemd_socket_activate() -> &'static str {
     [
         "/usr/bin/systemd-socket-activate",
@@ -317,26 +232,15 @@ fn watchdog_meant_for_another_pid_sends_status_but_no_pings() {
 fn without_notify_socket_the_server_runs_and_stops_quietly() {
     let port = free_port();
     let dir = dir_with_config(&config_with(""));
-    let mut command = Command::new("sh");
-    command
-        .args([
-            "-c",
-            r#"unset NOTIFY_SOCKET; exec "$0" "$@""#,
-            binary(),
-            "serve",
-            "--config",
-            "config.toml",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-        ])
-        .arg(port.to_string())
-        .stdin(Stdio::null());
+    let port_arg = port.to_string();
+    let command = serve_command(
+        &["sh", "-c", r#"unset NOTIFY_SOCKET; exec "$0" "$@""#],
+        &["--bind", "127.0.0.1", "--port", &port_arg],
+    );
     let mut server = Server::spawn_command(dir, command);
     server.port = port;
     let healthy = poll_until(WAIT, || {
-        TcpStream::connect(("127.0.0.1", port)).is_ok()
-            && server.request("GET", "/health", &[], b"").status == 200
+        connect(port).is_ok() && server.request("GET", "/health", &[], b"").status == 200
     });
     assert!(healthy.is_some(), "no /health answer on {port}");
     server.sync_ok(TOKEN, &sync_creating(DEVICE_A, &[task_id(2, 1)]));
@@ -358,12 +262,11 @@ fn systemd_socket_activate_starts_it_on_demand_and_it_exits_when_idle() {
         "[server]\nbind = \"127.0.0.1\"\nport = {configured}"
     )));
     let port = free_port();
-    let mut command = Command::new(activate);
-    command
-        .args(["-l", &format!("127.0.0.1:{port}"), "-E", "NOTIFY_SOCKET"])
-        .args([binary(), "serve", "--config", "config.toml"])
-        .args(["--exit-idle-after", "1"])
-        .stdin(Stdio::null());
+    let address = format!("127.0.0.1:{port}");
+    let command = serve_command(
+        &[activate, "-l", &address, "-E", "NOTIFY_SOCKET"],
+        &["--exit-idle-after", "1"],
+    );
     let mut server = Server::spawn_command(dir, command);
     server.port = port;
 
@@ -373,8 +276,8 @@ fn systemd_socket_activate_starts_it_on_demand_and_it_exits_when_idle() {
         answer = try_sync(port, TOKEN, &sync_creating(DEVICE_A, &[task_id(3, 1)]));
         answer.is_some()
     });
-    let (status, body) = answer.expect("the first connection is answered");
-    assert_eq!(status, 200, "{body}");
+    let answer = answer.expect("the first connection is answered");
+    assert_eq!(answer.status, 200, "{}", answer.body);
     let ready = server.wait_for_message("READY=1");
     assert_eq!(
         ready,
@@ -384,7 +287,7 @@ fn systemd_socket_activate_starts_it_on_demand_and_it_exits_when_idle() {
         )
     );
     assert!(
-        TcpStream::connect(("127.0.0.1", configured)).is_err(),
+        connect(configured).is_err(),
         "the configured port {configured} must not be bound when systemd passes a socket"
     );
     assert_eq!(all_ids(&server), [task_id(3, 1)]);
@@ -441,22 +344,17 @@ fn after_an_idle_exit_the_next_connection_waits_for_the_next_start() {
     assert_clean_exit(&mut first);
 
     // Nobody serves the port now, yet a client connecting is queued, not refused ...
-    let mut client = TcpStream::connect(("127.0.0.1", port)).expect("not refused after idle exit");
-    client.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut client = connect(port).expect("not refused after idle exit");
     let body = sync_creating(DEVICE_A, &[task_id(4, 2)]).to_string();
-    let head = format!(
-        "POST /api/v1/sync HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
+    let head = sync_head(TOKEN, body.len(), &[("Connection", "close")]);
     client.write_all(head.as_bytes()).expect("send head");
     client.write_all(body.as_bytes()).expect("send body");
 
     // ... and the next start (what systemd does on that connection) answers it.
     let mut second = Server::spawn_command(first.into_dir(), serve_with_socket(&socket, &args));
     second.port = port;
-    let (status, response) = read_response(&mut client).expect("the queued request is answered");
-    assert_eq!(status, 200, "{response}");
+    let response = read_response(&mut client).expect("the queued request is answered");
+    assert_eq!(response.status, 200, "{}", response.body);
     drop(client);
     second.wait_for_message("READY=1");
     let mut ids = all_ids(&second);
@@ -474,22 +372,19 @@ fn after_an_idle_exit_the_next_connection_waits_for_the_next_start() {
 fn bind_unix_path_serves_http_on_that_socket() {
     let dir = dir_with_config(&config_with(""));
     let socket = dir.path().join("api.sock");
-    let mut server = Server::spawn_command(dir, serve(&["--bind", "unix:api.sock"]));
+    let mut server = Server::spawn_command(dir, serve_command(&[], &["--bind", "unix:api.sock"]));
     let ready = server.wait_for_message("READY=1");
     let expected = format!("READY=1\nSTATUS=listening on unix:{}; ", socket.display());
     assert!(ready.starts_with(&expected), "{ready:?}");
 
     let mut stream = UnixStream::connect(&socket).expect("connect to the Unix socket");
     stream.set_read_timeout(Some(WAIT)).expect("timeout");
-    let (status, body) = exchange(&mut stream, "GET", "/health", &[], b"").expect("answer");
-    assert_eq!(status, 200);
-    assert_eq!(
-        serde_json::from_str::<Value>(&body).unwrap()["status"],
-        "ok"
-    );
+    let health = get_health(&mut stream).expect("answer");
+    assert_eq!(health.status, 200);
+    assert_eq!(health.json()["status"], "ok");
     let sync = sync_creating(DEVICE_A, &[task_id(5, 1)]);
-    let (status, body) = exchange_sync(&mut stream, TOKEN, &sync).expect("answer");
-    assert_eq!(status, 200, "{body}");
+    let answer = exchange_sync(&mut stream, TOKEN, &sync).expect("answer");
+    assert_eq!(answer.status, 200, "{}", answer.body);
     drop(stream);
 
     // A second server refuses to take over a socket that still answers.
@@ -504,7 +399,7 @@ fn bind_unix_path_serves_http_on_that_socket() {
         ],
     );
     assert!(!refused.status.success());
-    let stderr = String::from_utf8_lossy(&refused.stderr);
+    let stderr = stderr(&refused);
     assert!(
         stderr.contains("another server is already answering on that socket"),
         "{stderr}"
@@ -514,12 +409,14 @@ fn bind_unix_path_serves_http_on_that_socket() {
     assert_clean_exit(&mut server);
 
     // A socket file left behind by a stopped server does not stop the next start.
-    let mut again = Server::spawn_command(server.into_dir(), serve(&["--bind", "unix:api.sock"]));
+    let mut again = Server::spawn_command(
+        server.into_dir(),
+        serve_command(&[], &["--bind", "unix:api.sock"]),
+    );
     again.wait_for_message("READY=1");
     let mut stream = UnixStream::connect(&socket).expect("connect again");
     stream.set_read_timeout(Some(WAIT)).expect("timeout");
-    let (status, _) = exchange(&mut stream, "GET", "/health", &[], b"").expect("answer");
-    assert_eq!(status, 200);
+    assert_eq!(get_health(&mut stream).expect("answer").status, 200);
     drop(stream);
     again.stop();
 }
@@ -548,7 +445,7 @@ fn sigterm_during_concurrent_syncs_loses_no_acknowledged_change() {
                         .map(|k| task_id(0x600 + thread, n * TASKS_PER_REQUEST + k))
                         .collect();
                     let status = try_sync(port, TOKEN, &sync_creating(&device, &ids))
-                        .map(|(status, _)| status);
+                        .map(|response| response.status);
                     log.push((ids, status));
                     if status != Some(200) {
                         break;
@@ -598,23 +495,15 @@ fn sigterm_during_concurrent_syncs_loses_no_acknowledged_change() {
 fn a_request_in_flight_at_sigterm_is_finished_and_kept() {
     let mut server = Server::start();
     // An idle keep-alive connection must not hold up the stop.
-    let mut idle = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
-    idle.set_read_timeout(Some(WAIT)).expect("timeout");
-    let (status, _) = exchange(&mut idle, "GET", "/health", &[], b"").expect("answer");
-    assert_eq!(status, 200);
+    let mut idle = connect(server.port).expect("connect");
+    assert_eq!(get_health(&mut idle).expect("answer").status, 200);
 
     // A sync whose body is half sent when SIGTERM arrives.
-    let mut busy = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
-    busy.set_read_timeout(Some(WAIT)).expect("timeout");
-    let (status, _) = exchange(&mut busy, "GET", "/health", &[], b"").expect("answer");
-    assert_eq!(status, 200);
+    let mut busy = connect(server.port).expect("connect");
+    assert_eq!(get_health(&mut busy).expect("answer").status, 200);
     let body = sync_creating(DEVICE_A, &[task_id(7, 1)]).to_string();
     let (first_half, second_half) = body.as_bytes().split_at(body.len() / 2);
-    let head = format!(
-        "POST /api/v1/sync HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n\
-         Content-Length: {}\r\n\r\n",
-        body.len()
-    );
+    let head = sync_head(TOKEN, body.len(), &[]);
     busy.write_all(head.as_bytes()).expect("send head");
     busy.write_all(first_half).expect("send half the body");
     // Give the server a moment to read the head and start on the request.
@@ -631,13 +520,13 @@ fn a_request_in_flight_at_sigterm_is_finished_and_kept() {
     // New connections are no longer accepted.
     let refused = poll_until(Duration::from_secs(3), || {
         try_sync(server.port, TOKEN, &sync_body(DEVICE_B, None, vec![]))
-            .is_none_or(|(status, _)| status == 503)
+            .is_none_or(|response| response.status == 503)
     });
     assert!(refused.is_some(), "still accepting syncs after SIGTERM");
 
     busy.write_all(second_half).expect("send the rest");
-    let (status, response) = read_response(&mut busy).expect("the in-flight sync is answered");
-    assert_eq!(status, 200, "{response}");
+    let response = read_response(&mut busy).expect("the in-flight sync is answered");
+    assert_eq!(response.status, 200, "{}", response.body);
     assert_clean_exit(&mut server);
     assert_wal_checkpointed(server.dir.path());
 
@@ -649,14 +538,9 @@ fn a_request_in_flight_at_sigterm_is_finished_and_kept() {
 #[test]
 fn a_request_still_running_after_the_grace_period_is_cut_off_and_not_applied() {
     let mut server = Server::start_with_config(&config_with("[server]\nshutdown_grace_secs = 1"));
-    let mut stuck = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
-    stuck.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut stuck = connect(server.port).expect("connect");
     let body = sync_creating(DEVICE_A, &[task_id(8, 1)]).to_string();
-    let head = format!(
-        "POST /api/v1/sync HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n\
-         Content-Length: {}\r\n\r\n",
-        body.len()
-    );
+    let head = sync_head(TOKEN, body.len(), &[]);
     stuck.write_all(head.as_bytes()).expect("send head");
     stuck
         .write_all(&body.as_bytes()[..body.len() / 2])
@@ -690,10 +574,8 @@ fn a_request_still_running_after_the_grace_period_is_cut_off_and_not_applied() {
 fn sighup_applies_an_edited_config_without_dropping_connections() {
     const ADDED: &str = "tks_test_added_by_editing_the_config";
     let mut server = Server::start();
-    let mut kept = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
-    kept.set_read_timeout(Some(WAIT)).expect("timeout");
-    let (status, _) = exchange(&mut kept, "GET", "/health", &[], b"").expect("answer");
-    assert_eq!(status, 200);
+    let mut kept = connect(server.port).expect("connect");
+    assert_eq!(get_health(&mut kept).expect("answer").status, 200);
     assert_eq!(sync_status(&server, ADDED), 401);
 
     let config = server.dir.path().join("config.toml");
@@ -712,13 +594,12 @@ fn sighup_applies_an_edited_config_without_dropping_connections() {
 
     // The connection opened before the reload still works.
     let sync = sync_body(DEVICE_A, None, vec![]);
-    let (status, body) = exchange_sync(&mut kept, ADDED, &sync)
+    let answer = exchange_sync(&mut kept, ADDED, &sync)
         .expect("the kept-alive connection survives the reload");
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(answer.status, 200, "{}", answer.body);
     drop(kept);
 
-    let (status, stderr) = server.stop();
-    assert!(status.success());
+    let stderr = server.stop_ok();
     assert!(
         stderr.contains("reloaded config.toml (SIGHUP): 4 tokens"),
         "{stderr}"
@@ -780,8 +661,7 @@ fn token_command_takes_effect_within_two_seconds_without_a_signal() {
     );
     assert_eq!(sync_status(&server, TOKEN), 200);
 
-    let (status, stderr) = server.stop();
-    assert!(status.success());
+    let stderr = server.stop_ok();
     assert!(
         stderr.contains("reloaded config.toml (the file changed): 4 tokens"),
         "{stderr}"
@@ -801,8 +681,7 @@ fn sighup_right_after_ready_reloads_rather_than_kills() {
         server.wait_for_message("RELOADING=1");
         server.wait_for_message("READY=1");
         assert_eq!(sync_status(&server, TOKEN), 200);
-        let (status, _) = server.stop();
-        assert!(status.success(), "{status:?}");
+        server.stop_ok();
     }
 }
 
@@ -844,8 +723,7 @@ fn an_invalid_config_on_reload_keeps_the_old_one_and_names_the_mistake() {
         "fixed config applied after {took:?}"
     );
 
-    let (status, stderr) = server.stop();
-    assert!(status.success());
+    let stderr = server.stop_ok();
     let failure = stderr
         .lines()
         .position(|line| {
@@ -866,10 +744,7 @@ fn status_lines_count_accounts_devices_and_records() {
     let mut server = Server::start_with(&config_with(""), &[], &[("WATCHDOG_USEC", "200000")]);
     server.sync_ok(TOKEN, &sync_creating(DEVICE_A, &[task_id(9, 1)]));
     server.sync_ok(TOKEN_2, &sync_body(DEVICE_B, None, vec![]));
-    server.sync_ok(
-        OTHER_ACCOUNT_TOKEN,
-        &json!({"device_id": DEVICE_C, "last_sync": null, "changes": []}),
-    );
+    server.sync_ok(OTHER_ACCOUNT_TOKEN, &sync_body(DEVICE_C, None, vec![]));
     let status = server.wait_for_message("2 accounts");
     assert!(
         status.starts_with("WATCHDOG=1\nSTATUS=2 accounts, 3 devices, 1 records; last sync "),
@@ -925,8 +800,7 @@ fn watchdog_pings_stop_while_the_database_writer_is_stuck() {
     drop(locker.stdin.take());
     assert!(locker.wait().expect("python3").success());
     server.wait_for_message("WATCHDOG=1");
-    let (status, stderr) = server.stop();
-    assert!(status.success());
+    let stderr = server.stop_ok();
     assert!(
         stderr.contains(
             "warning: the database writer did not answer within 0.2s; withholding the watchdog ping"

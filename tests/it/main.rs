@@ -1,0 +1,9 @@
+//! Integration tests: the real `tickit-sync` binary, run by the shared [`harness`] in a
+//! temporary directory and spoken to over HTTP, its command line and its service-manager
+//! interface. One module per area; the request fixtures are read from `tests/fixtures/`.
+
+mod cli;
+mod harness;
+mod http_errors;
+mod lifecycle;
+mod sync_rules;
