@@ -29,9 +29,6 @@
 #   rows whose updated_at (compared as TEXT in SQLite) is after it; `--force` sends everything.
 set -euo pipefail
 
-TICKIT_VERSION=0.5.8
-TICKIT_ROOT=${TICKIT_ROOT:-$HOME/.cache/tickit-sync-ci/tickit}
-TICKIT="$TICKIT_ROOT/bin/tickit"
 CALL_TIMEOUT=60 # seconds, for every client and server CLI call
 WAIT_SECS=20    # how long the server gets to come up / to pick up a new token
 
@@ -45,22 +42,9 @@ die() { printf 'real-client: FATAL: %s\nreal-client: 0 passed, 1 failed\n' "$*" 
 # ---------------------------------------------------------------------------------------
 command -v python3 >/dev/null || die "python3 is required"
 
-if timeout "$CALL_TIMEOUT" "$TICKIT" --version 2>/dev/null | grep -qx "tickit $TICKIT_VERSION"; then
-  log "using cached $("$TICKIT" --version) at $TICKIT"
-else
-  log "installing tickit $TICKIT_VERSION into $TICKIT_ROOT"
-  cargo install tickit --version "$TICKIT_VERSION" --locked --root "$TICKIT_ROOT"
-  timeout "$CALL_TIMEOUT" "$TICKIT" --version | grep -qx "tickit $TICKIT_VERSION" \
-    || die "$TICKIT does not report version $TICKIT_VERSION"
-fi
-
-if ! command -v faketime >/dev/null; then
-  log "installing faketime"
-  SUDO=()
-  if [ "$(id -u)" -ne 0 ]; then SUDO=(sudo); fi
-  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
-  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q faketime
-fi
+# shellcheck source=tests/client-tools.sh
+source tests/client-tools.sh
+ensure_client_tools
 
 if [ -n "${TICKIT_SYNC_BIN:-}" ]; then
   SERVER_BIN=$TICKIT_SYNC_BIN
