@@ -36,8 +36,12 @@ def read_by_rust():
             for match in INCLUDE.finditer(text):
                 target = os.path.normpath(os.path.join(os.path.dirname(path), match.group(1)))
                 yield os.path.relpath(target, ROOT), where
-            for match in re.finditer(r"CARGO_MANIFEST_DIR", text):
-                window = text[max(0, match.start() - 200) : match.end() + 200]
+            lines = text.splitlines()
+            for number, line in enumerate(lines):
+                if "CARGO_MANIFEST_DIR" not in line:
+                    continue
+                # The path is spelled on that line or on one beside it (rustfmt may wrap).
+                window = "\n".join(lines[max(0, number - 1) : number + 2])
                 for literal in MANIFEST_LITERAL.finditer(window):
                     yield os.path.normpath(literal.group(1)), where
 
