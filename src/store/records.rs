@@ -1,17 +1,36 @@
-//! The records table: one row per record or tombstone, with its version (the writer's
-//! `updated_at` or `deleted_at`), its server stamp and the device it came from.
+//! The records table: one row per record or tombstone, with the instant it competes at, its
+//! server stamp, the device it came from, its content fingerprint and its `updated_at`.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 
 use super::clock::Clock;
+use super::fingerprint;
 use crate::protocol::{Change, Kind};
 
 /// A row of the records table.
 pub struct StoredRow {
     pub deleted: bool,
+    /// The instant this version competes at in last-write-wins.
     pub version: i64,
+    pub origin: Option<String>,
     pub body: Map<String, Value>,
+    pub fingerprint: Vec<u8>,
+    /// The instant of the body's `updated_at`, as clients compare it; `None` for a tombstone.
+    pub updated_at: Option<i64>,
+}
+
+impl StoredRow {
+    /// The row as a change, to store it again after the server changed its body.
+    pub fn to_change(&self, kind: Kind, id: &str) -> Change {
+        Change {
+            kind,
+            id: id.to_owned(),
+            deleted: self.deleted,
+            version: self.version,
+            body: self.body.clone(),
+        }
+    }
 }
 
 /// The stored version of a record, if any.
@@ -21,19 +40,21 @@ pub fn load(
     kind: Kind,
     id: &str,
 ) -> rusqlite::Result<Option<StoredRow>> {
-    let row: Option<(bool, i64, String)> = tx
-        .prepare_cached(
-            "SELECT deleted, version, body FROM records WHERE account = ?1 AND kind = ?2 AND id = ?3",
-        )?
-        .query_row(params![account, kind.as_str(), id], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+    tx.prepare_cached(
+        "SELECT deleted, version, origin, body, fingerprint, updated_at FROM records
+         WHERE account = ?1 AND kind = ?2 AND id = ?3",
+    )?
+    .query_row(params![account, kind.as_str(), id], |row| {
+        Ok(StoredRow {
+            deleted: row.get(0)?,
+            version: row.get(1)?,
+            origin: row.get(2)?,
+            body: serde_json::from_str(&row.get::<_, String>(3)?).unwrap_or_default(),
+            fingerprint: row.get(4)?,
+            updated_at: row.get(5)?,
         })
-        .optional()?;
-    Ok(row.map(|(deleted, version, body)| StoredRow {
-        deleted,
-        version,
-        body: serde_json::from_str(&body).unwrap_or_default(),
-    }))
+    })
+    .optional()
 }
 
 /// Writes a version with a fresh stamp; `origin` is the device that sent it, if any.
@@ -46,11 +67,13 @@ pub fn store(
 ) -> rusqlite::Result<()> {
     let body = Value::Object(change.body.clone()).to_string();
     tx.prepare_cached(
-        "INSERT INTO records (account, kind, id, deleted, version, stamp, origin, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+        "INSERT INTO records
+           (account, kind, id, deleted, version, stamp, origin, body, fingerprint, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
          ON CONFLICT (account, kind, id) DO UPDATE SET
            deleted = excluded.deleted, version = excluded.version, stamp = excluded.stamp,
-           origin = excluded.origin, body = excluded.body",
+           origin = excluded.origin, body = excluded.body, fingerprint = excluded.fingerprint,
+           updated_at = excluded.updated_at",
     )?
     .execute(params![
         account,
@@ -60,8 +83,46 @@ pub fn store(
         change.version,
         clock.next_stamp(),
         origin,
-        body
+        body,
+        fingerprint::content(change.kind, change.deleted, &change.body),
+        fingerprint::updated_at(change.deleted, &change.body),
     ])?;
+    Ok(())
+}
+
+/// Fills the fingerprint and `updated_at` of rows written before those columns existed.
+pub fn backfill(conn: &Connection) -> rusqlite::Result<()> {
+    let rows: Vec<(String, String, String, bool, String)> = conn
+        .prepare("SELECT account, kind, id, deleted, body FROM records WHERE fingerprint = x''")?
+        .query_map([], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut update = conn.prepare(
+        "UPDATE records SET fingerprint = ?4, updated_at = ?5
+         WHERE account = ?1 AND kind = ?2 AND id = ?3",
+    )?;
+    for (account, kind_text, id, deleted, body) in rows {
+        let (Some(kind), Ok(body)) = (
+            Kind::parse(&kind_text),
+            serde_json::from_str::<Map<String, Value>>(&body),
+        ) else {
+            continue;
+        };
+        update.execute(params![
+            account,
+            kind_text,
+            id,
+            fingerprint::content(kind, deleted, &body),
+            fingerprint::updated_at(deleted, &body),
+        ])?;
+    }
     Ok(())
 }
 

@@ -33,6 +33,24 @@ const MIGRATIONS: &[&str] = &[
         device  TEXT NOT NULL,
         PRIMARY KEY (account, device)
     ) WITHOUT ROWID;",
+    // 2: what each device holds of each record, so a re-stamped copy is told from an edit;
+    // each record's content fingerprint and the instant of its `updated_at` (backfilled by
+    // `records::backfill` for rows written by schema 1); each device's clock offset.
+    "ALTER TABLE records ADD COLUMN fingerprint BLOB NOT NULL DEFAULT x'';
+    ALTER TABLE records ADD COLUMN updated_at INTEGER;
+    CREATE TABLE device_copies (
+        account     TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        id          TEXT NOT NULL,
+        device      TEXT NOT NULL,
+        fingerprint BLOB NOT NULL,
+        updated_at  INTEGER,
+        sent_at     INTEGER,
+        last_upload BLOB,
+        PRIMARY KEY (account, kind, id, device)
+    ) WITHOUT ROWID;
+    ALTER TABLE devices ADD COLUMN clock_offset INTEGER;
+    ALTER TABLE devices ADD COLUMN clock_warned INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Brings the schema up to date, refusing a database written by a newer release.
@@ -72,6 +90,28 @@ mod tests {
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .unwrap();
         assert_eq!(version, MIGRATIONS.len());
+    }
+
+    #[test]
+    fn upgrading_from_schema_1_keeps_records_and_fills_their_fingerprints() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        let body = r##"{"id":"083f62a4-7e11-459f-9403-9136b2e4b7b8","name":"a","color":"#f00","created_at":"2026-11-24T22:45:21Z","updated_at":"2026-11-24T22:45:22Z"}"##;
+        conn.execute(
+            "INSERT INTO records VALUES ('default', 'tag', '083f62a4-7e11-459f-9403-9136b2e4b7b8', 0, 5, 6, NULL, ?1)",
+            [body],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        crate::store::records::backfill(&conn).unwrap();
+        let (fingerprint, updated_at): (Vec<u8>, i64) = conn
+            .query_row("SELECT fingerprint, updated_at FROM records", [], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(fingerprint.len(), 32);
+        assert_eq!(updated_at, 1_795_560_322_000_000_000);
     }
 
     #[test]

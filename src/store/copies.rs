@@ -1,0 +1,145 @@
+//! What each device holds of each record, as far as the server knows: the version it last
+//! uploaded or was last sent. The desktop client re-stamps a record it applies with its own
+//! clock and uploads it again; an upload that says what the device already held is that
+//! re-stamp (or a retry), not an edit, while an edit that restores older content is an edit.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::fingerprint;
+use crate::protocol::{Change, Kind};
+
+/// One device's copy of one record.
+pub struct Copy {
+    fingerprint: Vec<u8>,
+    updated_at: Option<i64>,
+    /// When the server sent this copy, if it did (rather than the device uploading it).
+    sent_at: Option<i64>,
+    last_upload: Option<Vec<u8>>,
+}
+
+/// An incoming version as compared with the device's copy.
+pub struct Upload {
+    pub fingerprint: Vec<u8>,
+    exact: Vec<u8>,
+    updated_at: Option<i64>,
+}
+
+impl Upload {
+    /// The upload of `change`, as the device sent it (after inbox mapping, before tidying).
+    pub fn of(change: &Change) -> Upload {
+        let fingerprint = fingerprint::content(change.kind, change.deleted, &change.body);
+        Upload {
+            exact: fingerprint::exact(&fingerprint, change.version),
+            updated_at: (!change.deleted).then_some(change.version),
+            fingerprint,
+        }
+    }
+}
+
+impl Copy {
+    /// Whether the upload only repeats what the device held: the same content, whatever its
+    /// `updated_at`, or the very upload it made last.
+    pub fn holds(&self, upload: &Upload) -> bool {
+        self.fingerprint == upload.fingerprint || self.last_upload.as_ref() == Some(&upload.exact)
+    }
+
+    /// How far the device's clock read ahead of the server's (negative: behind) when it
+    /// re-stamped this copy on applying it, if the upload is such a re-stamp. The client
+    /// applies what it is sent at once, so this is its offset plus a little latency.
+    pub fn restamp_offset(&self, upload: &Upload) -> Option<i64> {
+        let stamped = upload.updated_at?;
+        let sent_at = self.sent_at?;
+        let restamped = self.fingerprint == upload.fingerprint && Some(stamped) != self.updated_at;
+        restamped.then(|| stamped.saturating_sub(sent_at))
+    }
+}
+
+/// The device's copy of a record, if the server knows it.
+pub fn held(
+    tx: &Connection,
+    account: &str,
+    device: &str,
+    kind: Kind,
+    id: &str,
+) -> rusqlite::Result<Option<Copy>> {
+    tx.prepare_cached(
+        "SELECT fingerprint, updated_at, sent_at, last_upload FROM device_copies
+         WHERE account = ?1 AND kind = ?2 AND id = ?3 AND device = ?4",
+    )?
+    .query_row(params![account, kind.as_str(), id, device], |row| {
+        Ok(Copy {
+            fingerprint: row.get(0)?,
+            updated_at: row.get(1)?,
+            sent_at: row.get(2)?,
+            last_upload: row.get(3)?,
+        })
+    })
+    .optional()
+}
+
+/// The device now holds what it uploaded.
+pub fn uploaded(
+    tx: &Connection,
+    account: &str,
+    device: &str,
+    change: &Change,
+    upload: &Upload,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO device_copies
+           (account, kind, id, device, fingerprint, updated_at, sent_at, last_upload)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7)
+         ON CONFLICT (account, kind, id, device) DO UPDATE SET
+           fingerprint = excluded.fingerprint, updated_at = excluded.updated_at,
+           sent_at = NULL, last_upload = excluded.last_upload",
+    )?
+    .execute(params![
+        account,
+        change.kind.as_str(),
+        change.id,
+        device,
+        upload.fingerprint,
+        upload.updated_at,
+        upload.exact,
+    ])?;
+    Ok(())
+}
+
+/// The device was sent the stored version of a record at `sent_at` (server clock).
+pub fn sent(
+    tx: &Connection,
+    account: &str,
+    device: &str,
+    kind: Kind,
+    id: &str,
+    sent_at: i64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO device_copies (account, kind, id, device, fingerprint, updated_at, sent_at)
+         SELECT account, kind, id, ?4, fingerprint, updated_at, ?5 FROM records
+         WHERE account = ?1 AND kind = ?2 AND id = ?3
+         ON CONFLICT (account, kind, id, device) DO UPDATE SET
+           fingerprint = excluded.fingerprint, updated_at = excluded.updated_at,
+           sent_at = excluded.sent_at",
+    )?
+    .execute(params![account, kind.as_str(), id, device, sent_at])?;
+    Ok(())
+}
+
+/// The latest `updated_at` of any device's copy that differs from `fingerprint`: the
+/// version with that fingerprint must be later still for those devices to apply it.
+pub fn newest_other(
+    tx: &Connection,
+    account: &str,
+    kind: Kind,
+    id: &str,
+    fingerprint: &[u8],
+) -> rusqlite::Result<Option<i64>> {
+    tx.prepare_cached(
+        "SELECT MAX(updated_at) FROM device_copies
+         WHERE account = ?1 AND kind = ?2 AND id = ?3 AND fingerprint != ?4",
+    )?
+    .query_row(params![account, kind.as_str(), id, fingerprint], |row| {
+        row.get(0)
+    })
+}
