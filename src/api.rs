@@ -86,8 +86,16 @@ async fn sync(request: Request<Incoming>, state: &AppState) -> HttpResponse {
         Ok(sync_request) => sync_request,
         Err(invalid) => return error(StatusCode::BAD_REQUEST, &invalid.0),
     };
-    match state.store.sync(&account, sync_request).await {
+    let skew_allowance = config.clock_skew_allowance;
+    match state
+        .store
+        .sync(&account, sync_request, skew_allowance)
+        .await
+    {
         Ok(outcome) => {
+            if let Some(warning) = &outcome.clock_warning {
+                eprintln!("warning: account {account:?}: {warning}");
+            }
             state.activity.record_sync();
             json(StatusCode::OK, &sync_response(outcome, &config))
         }

@@ -4,12 +4,20 @@
 //! applied whole or not at all.
 
 mod clock;
+#[cfg(test)]
+mod convergence_tests;
+mod copies;
 mod decide;
+mod delivery;
+mod device_clock;
 mod feed;
+mod fingerprint;
 mod inbox;
 mod records;
 mod schema;
 mod sync;
+#[cfg(test)]
+mod test_support;
 mod tidy;
 
 use std::path::Path;
@@ -66,6 +74,8 @@ enum Command {
     Sync {
         account: String,
         request: SyncRequest,
+        /// How far off a device's clock may be before it is reported, in nanoseconds.
+        skew_allowance: i64,
         reply: oneshot::Sender<Result<SyncOutcome, StoreError>>,
     },
     Stats {
@@ -93,6 +103,12 @@ impl Store {
     pub fn open(path: &Path) -> Result<(Store, JoinHandle<()>), String> {
         let mut conn = open_connection(path)?;
         schema::migrate(&mut conn).map_err(|e| format!("database {}: {e}", path.display()))?;
+        records::backfill(&conn).map_err(|e| {
+            format!(
+                "database {}: cannot complete the schema upgrade: {e}",
+                path.display()
+            )
+        })?;
         let newest = newest_stamp(&conn)
             .map_err(|e| format!("cannot read database {}: {e}", path.display()))?;
         let (commands, receiver) = mpsc::channel(QUEUE_DEPTH);
@@ -103,16 +119,19 @@ impl Store {
         Ok((Store { commands }, writer))
     }
 
-    /// Applies one sync request for `account` atomically and durably.
+    /// Applies one sync request for `account` atomically and durably; a device whose clock
+    /// is off by more than `skew_allowance` is reported in the outcome, once.
     pub async fn sync(
         &self,
         account: &str,
         request: SyncRequest,
+        skew_allowance: std::time::Duration,
     ) -> Result<SyncOutcome, StoreError> {
         let (reply, answer) = oneshot::channel();
         let command = Command::Sync {
             account: account.to_owned(),
             request,
+            skew_allowance: i64::try_from(skew_allowance.as_nanos()).unwrap_or(i64::MAX),
             reply,
         };
         self.ask(command, answer).await?
@@ -214,9 +233,11 @@ fn run_batch(conn: &mut Connection, clock: &mut Clock, batch: Vec<Command>) {
             Command::Sync {
                 account,
                 request,
+                skew_allowance,
                 reply,
             } => {
-                let outcome = apply_in_savepoint(&mut tx, clock, &account, &request);
+                let outcome =
+                    apply_in_savepoint(&mut tx, clock, &account, &request, skew_allowance);
                 pending.push((outcome.map_err(database_error), reply));
             }
             Command::Stats { reply } => {
@@ -240,9 +261,10 @@ fn apply_in_savepoint(
     clock: &mut Clock,
     account: &str,
     request: &SyncRequest,
+    skew_allowance: i64,
 ) -> rusqlite::Result<SyncOutcome> {
     let savepoint = tx.savepoint()?;
-    let outcome = apply(&savepoint, clock, account, request)?;
+    let outcome = apply(&savepoint, clock, account, request, skew_allowance)?;
     savepoint.commit()?;
     Ok(outcome)
 }

@@ -6,11 +6,14 @@ use std::collections::HashSet;
 use rusqlite::{Connection, params};
 
 use super::clock::Clock;
+use super::copies::{Upload, held, sent, uploaded};
 use super::decide::{Decision, Version, decide};
+use super::delivery::ensure_applied;
+use super::device_clock::{ClockWarning, note_offset};
 use super::feed::{OutgoingRecord, changed_since, load_outgoing};
 use super::inbox::{InboxIds, device_inbox, inbox_aliases, map_to_account, register_inboxes};
 use super::records::{load, store};
-use super::tidy::{make_server_edit, tidy_after_delete, tidy_references};
+use super::tidy::{tidy_after_delete, tidy_references};
 use crate::protocol::{Change, Kind, SyncRequest};
 
 /// What the server answers a sync request with, before it is put on the wire.
@@ -22,14 +25,19 @@ pub struct SyncOutcome {
     /// Ids, as the device sent them, of incoming versions that lost to a stored one.
     pub conflicts: Vec<String>,
     pub inbox: Option<InboxIds>,
+    /// Set the first time the device's clock is seen off by more than the skew allowance.
+    pub clock_warning: Option<ClockWarning>,
 }
 
 /// Applies one request for `account` and reads back what the device must receive.
+/// `skew_allowance` (nanoseconds) is how far off a device's clock may be before it is
+/// reported.
 pub fn apply(
     tx: &Connection,
     clock: &mut Clock,
     account: &str,
     request: &SyncRequest,
+    skew_allowance: i64,
 ) -> rusqlite::Result<SyncOutcome> {
     let device = request.device_id.as_str();
     tx.execute(
@@ -42,29 +50,45 @@ pub fn apply(
         device,
         inbox: inbox.as_ref(),
         aliases: inbox_aliases(tx, account)?,
+        received_at: clock.horizon(),
     };
 
     let mut conflicts = Vec::new();
-    let mut winners_to_resend = Vec::new();
+    let mut to_resend = Vec::new();
+    let mut offsets = Vec::new();
     for change in &request.changes {
-        if let Applied::Lost { conflict, winner } = apply_change(tx, clock, &scope, change)? {
-            conflicts.extend(conflict);
-            winners_to_resend.push(winner);
+        match apply_change(tx, clock, &scope, change)? {
+            Applied::Kept => {}
+            Applied::Restamped { offset, resend } => {
+                offsets.extend(offset);
+                to_resend.extend(resend);
+            }
+            Applied::Lost { conflict, winner } => {
+                conflicts.extend(conflict);
+                to_resend.push(winner);
+            }
         }
     }
+    let clock_warning = match offsets.into_iter().min() {
+        Some(offset) => note_offset(tx, account, device, offset, skew_allowance)?,
+        None => None,
+    };
 
     let horizon = clock.horizon();
     let mut records = changed_since(tx, account, device, request.last_sync)?;
-    let mut sent: HashSet<(Kind, String)> = records
+    let mut in_feed: HashSet<(Kind, String)> = records
         .iter()
         .map(|(kind, id, _)| (*kind, id.clone()))
         .collect();
-    for (kind, id) in winners_to_resend {
-        if sent.insert((kind, id.clone()))
+    for (kind, id) in to_resend {
+        if in_feed.insert((kind, id.clone()))
             && let Some(record) = load_outgoing(tx, account, kind, &id)?
         {
             records.push((kind, id, record));
         }
+    }
+    for (kind, id, _) in &records {
+        sent(tx, account, device, *kind, id, horizon)?;
     }
     let inbox = match inbox {
         Some(account_inbox) => Some(InboxIds {
@@ -78,21 +102,30 @@ pub fn apply(
         records: records.into_iter().map(|(_, _, record)| record).collect(),
         conflicts,
         inbox,
+        clock_warning,
     })
 }
 
-/// Who is syncing, and the account's inbox ids.
+/// Who is syncing, the account's inbox ids, and when the request arrived.
 struct Scope<'a> {
     account: &'a str,
     device: &'a str,
     inbox: Option<&'a String>,
     aliases: HashSet<String>,
+    /// No version competes as if made later than this (server clock).
+    received_at: i64,
 }
 
 /// What became of one incoming change.
 enum Applied {
     /// Stored, or already stored.
     Kept,
+    /// A copy of what the device already held, re-stamped by the client (or a retry): no
+    /// change. The clock offset it shows, and the record to resend if the device is behind.
+    Restamped {
+        offset: Option<i64>,
+        resend: Option<(Kind, String)>,
+    },
     /// The stored version won: the id to report (if it is a UUID) and the winner to resend.
     Lost {
         conflict: Option<String>,
@@ -100,7 +133,8 @@ enum Applied {
     },
 }
 
-/// Maps, tidies and applies one change by last-write-wins.
+/// Maps, tells a re-stamp from an edit, tidies, and applies an edit by last-write-wins at
+/// the instant it competes at: its own time, but never later than its arrival.
 fn apply_change(
     tx: &Connection,
     clock: &mut Clock,
@@ -110,16 +144,33 @@ fn apply_change(
     let Some(change) = map_to_account(sent, scope.inbox, &scope.aliases) else {
         return Ok(Applied::Kept);
     };
-    let (mut change, tidied) = tidy_references(tx, scope.account, scope.inbox, change)?;
-    let stored = load(tx, scope.account, change.kind, &change.id)?;
+    let (account, device, kind) = (scope.account, scope.device, change.kind);
+    let upload = Upload::of(&change);
+    let copy = held(tx, account, device, kind, &change.id)?;
+    uploaded(tx, account, device, &change, &upload)?;
+    if let Some(copy) = copy.filter(|copy| copy.holds(&upload)) {
+        let stored = load(tx, account, kind, &change.id)?;
+        let behind = stored.is_some_and(|row| row.fingerprint != upload.fingerprint);
+        if behind {
+            ensure_applied(tx, clock, account, kind, &change.id, None)?;
+        }
+        return Ok(Applied::Restamped {
+            offset: copy.restamp_offset(&upload),
+            resend: behind.then_some((kind, change.id)),
+        });
+    }
+
+    let (mut change, tidied) = tidy_references(tx, account, scope.inbox, change)?;
+    let stored = load(tx, account, kind, &change.id)?;
+    let instant = change.version.min(scope.received_at);
     let incoming = Version {
-        kind: change.kind,
+        kind,
         deleted: change.deleted,
-        instant: change.version,
+        instant,
         body: &change.body,
     };
     let stored_version = stored.as_ref().map(|row| Version {
-        kind: change.kind,
+        kind,
         deleted: row.deleted,
         instant: row.version,
         body: &row.body,
@@ -127,27 +178,26 @@ fn apply_change(
     match decide(&incoming, stored_version.as_ref()) {
         Decision::Same => Ok(Applied::Kept),
         Decision::Insert | Decision::Replace => {
+            change.version = instant;
             // A tidied upload is the server's own edit: every device, the sender included,
-            // must receive it and see it as newer than its copy.
-            let origin = if tidied {
-                make_server_edit(&mut change);
-                None
-            } else {
-                Some(scope.device)
-            };
-            store(tx, clock, scope.account, origin, &change)?;
+            // must receive it.
+            let origin = (!tidied).then_some(device);
+            store(tx, clock, account, origin, &change)?;
+            let replaced = stored.and_then(|row| row.updated_at);
+            ensure_applied(tx, clock, account, kind, &change.id, replaced)?;
             if change.deleted {
-                tidy_after_delete(tx, clock, scope.account, scope.inbox, &change)?;
+                tidy_after_delete(tx, clock, account, scope.inbox, &change)?;
             }
             Ok(Applied::Kept)
         }
         Decision::Lose => {
+            ensure_applied(tx, clock, account, kind, &change.id, None)?;
             // A task-tag link has no id of its own, and `conflicts` must hold UUIDs (the
             // desktop parses them strictly): its winner is sent back all the same.
-            let has_uuid = change.kind != Kind::TaskTag || change.deleted;
+            let has_uuid = kind != Kind::TaskTag || change.deleted;
             Ok(Applied::Lost {
                 conflict: has_uuid.then(|| sent.id.clone()),
-                winner: (change.kind, change.id),
+                winner: (kind, change.id),
             })
         }
     }
@@ -155,100 +205,11 @@ fn apply_change(
 
 #[cfg(test)]
 mod tests {
-    use rusqlite::OptionalExtension;
     use serde_json::{Value, json};
 
-    use super::*;
-    use crate::protocol::parse_request;
-    use crate::store::schema::migrate;
-
-    const ACCOUNT: &str = "default";
-    const LAPTOP: &str = "8555eb33-3505-42b5-b029-341b1734ad31";
-    const PHONE: &str = "0f8e4a52-6c1b-4d7e-9a43-2b5c8d9e1f70";
-    const LAPTOP_INBOX: &str = "e47412ad-4c51-467d-be5f-966fb7d0db5d";
-    const PHONE_INBOX: &str = "7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d";
-    const WORK: &str = "7a2e964d-f566-4108-aed1-135b62afefac";
-    const ERRANDS: &str = "083f62a4-7e11-459f-9403-9136b2e4b7b8";
-    const REPORT: &str = "55794518-c168-4fc8-9cdf-17cfa7eca7be";
-    /// A `last_sync` before every stamp the tests hand out, so feeds hold all but echoes.
-    const LONG_AGO: &str = "2000-01-01T00:00:00.000Z";
-    const T1: &str = "2026-11-24T22:45:21.000000001Z";
-    const T2: &str = "2026-11-24T22:45:21.000000002Z";
-
-    /// A migrated in-memory database and the writer's clock.
-    struct Database {
-        conn: Connection,
-        clock: Clock,
-    }
-
-    impl Database {
-        fn new() -> Database {
-            let mut conn = Connection::open_in_memory().unwrap();
-            migrate(&mut conn).unwrap();
-            Database {
-                conn,
-                clock: Clock::starting_after(0),
-            }
-        }
-
-        /// Applies a request as the writer would, after validating it like the API does.
-        fn sync(
-            &mut self,
-            device: &str,
-            last_sync: Option<&str>,
-            changes: &[Value],
-        ) -> SyncOutcome {
-            let body = json!({ "device_id": device, "last_sync": last_sync, "changes": changes });
-            let request = parse_request(body.to_string().as_bytes()).unwrap();
-            apply(&self.conn, &mut self.clock, ACCOUNT, &request).unwrap()
-        }
-
-        /// The stored row's (stamp, origin, body), if any.
-        fn row(&self, kind: Kind, id: &str) -> Option<(i64, Option<String>, Value)> {
-            self.conn
-                .query_row(
-                    "SELECT stamp, origin, body FROM records WHERE account = ?1 AND kind = ?2 AND id = ?3",
-                    params![ACCOUNT, kind.as_str(), id],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get::<_, String>(2)?)),
-                )
-                .optional()
-                .unwrap()
-                .map(|(stamp, origin, body)| (stamp, origin, serde_json::from_str(&body).unwrap()))
-        }
-    }
-
-    /// The outgoing records' bodies, in order.
-    fn bodies(outcome: &SyncOutcome) -> Vec<Value> {
-        outcome
-            .records
-            .iter()
-            .map(|record| serde_json::from_str(&record.body).unwrap())
-            .collect()
-    }
-
-    fn list(id: &str, name: &str, is_inbox: bool, updated_at: &str) -> Value {
-        json!({
-            "type": "list", "id": id, "name": name, "description": null, "icon": "📋",
-            "color": null, "is_inbox": is_inbox, "created_at": T1, "updated_at": updated_at,
-            "sort_order": 0
-        })
-    }
-
-    fn tag(id: &str, name: &str) -> Value {
-        json!({ "type": "tag", "id": id, "name": name, "color": "#a6e3a1", "created_at": T1, "updated_at": T1 })
-    }
-
-    fn task(title: &str, list_id: &str, tag_ids: &[&str], updated_at: &str) -> Value {
-        json!({
-            "type": "task", "id": REPORT, "title": title, "description": null, "url": null,
-            "priority": "medium", "completed": false, "list_id": list_id, "tag_ids": tag_ids,
-            "created_at": T1, "updated_at": updated_at, "completed_at": null, "due_date": null
-        })
-    }
-
-    fn deleted(id: &str, record_type: &str, deleted_at: &str) -> Value {
-        json!({ "type": "deleted", "id": id, "record_type": record_type, "deleted_at": deleted_at })
-    }
+    use crate::protocol::Kind;
+    use crate::store::inbox::InboxIds;
+    use crate::store::test_support::*;
 
     #[test]
     fn a_new_record_reaches_other_devices_but_is_not_echoed() {
@@ -301,11 +262,19 @@ mod tests {
         let late = db.sync(
             LAPTOP,
             Some(LONG_AGO),
-            &[task("Write report", WORK, &[], T1)],
+            &[task("Write the report", WORK, &[], T1)],
         );
         assert_eq!(late.conflicts, [REPORT]);
         assert_eq!(db.row(Kind::Task, REPORT).unwrap().2, gone);
-        assert_eq!(bodies(&late), [gone]);
+        assert_eq!(bodies(&late), std::slice::from_ref(&gone));
+        // A retry of that upload is no new version: no conflict, and the winner again.
+        let retry = db.sync(
+            LAPTOP,
+            Some(LONG_AGO),
+            &[task("Write the report", WORK, &[], T1)],
+        );
+        assert_eq!(retry.conflicts, Vec::<String>::new());
+        assert_eq!(bodies(&retry), [gone]);
     }
 
     #[test]

@@ -5,9 +5,9 @@ use rusqlite::{Connection, params};
 use serde_json::{Map, Value};
 
 use super::clock::Clock;
+use super::delivery::ensure_applied;
 use super::records::{is_deleted, store};
 use crate::protocol::{Change, Kind};
-use crate::timestamp::{format_server_time, now_nanos};
 
 /// A task that points at a deleted list moves to the inbox; deleted tags leave its `tag_ids`.
 /// Says whether anything changed.
@@ -48,21 +48,10 @@ pub fn tidy_references(
     Ok((change, tidied))
 }
 
-/// Turns a version the server changed into a newer version of the server's own: `updated_at`
-/// becomes now (in milliseconds, a spelling every client reads and compares correctly), and
-/// always later than the version it replaces, so devices holding that version take it.
-pub fn make_server_edit(change: &mut Change) {
-    let at_least = change.version.saturating_add(1_000_000);
-    let millis = now_nanos().max(at_least).div_euclid(1_000_000) * 1_000_000;
-    change.version = millis;
-    change
-        .body
-        .insert("updated_at".into(), Value::from(format_server_time(millis)));
-}
-
 /// After a list or tag is deleted, moves its tasks to the inbox or strips the tag from them.
-/// The tidied tasks become server edits with new stamps and no origin, so every device
-/// receives them and applies them.
+/// A tidied task is a server edit with a new stamp and no origin, so every device receives
+/// it; it keeps the instant it competes at, so an edit made before the delete still beats
+/// it when it arrives later (and is tidied in turn).
 pub fn tidy_after_delete(
     tx: &Connection,
     clock: &mut Clock,
@@ -72,24 +61,25 @@ pub fn tidy_after_delete(
 ) -> rusqlite::Result<()> {
     let query = match deleted.kind {
         Kind::List if account_inbox.is_some() => {
-            "SELECT id, version, body FROM records
+            "SELECT id, version, body, updated_at FROM records
              WHERE account = ?1 AND kind = 'task' AND deleted = 0
                AND json_extract(body, '$.list_id') = ?2"
         }
         Kind::Tag => {
-            "SELECT id, version, body FROM records
+            "SELECT id, version, body, updated_at FROM records
              WHERE account = ?1 AND kind = 'task' AND deleted = 0
                AND EXISTS (SELECT 1 FROM json_each(body, '$.tag_ids') WHERE value = ?2)"
         }
         _ => return Ok(()),
     };
-    let affected: Vec<(String, i64, String)> = tx
+    type Affected = (String, i64, String, Option<i64>);
+    let affected: Vec<Affected> = tx
         .prepare_cached(query)?
         .query_map(params![account, deleted.id], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
         })?
         .collect::<rusqlite::Result<_>>()?;
-    for (id, version, body) in affected {
+    for (id, version, body, updated_at) in affected {
         let Ok(body) = serde_json::from_str::<Map<String, Value>>(&body) else {
             continue;
         };
@@ -100,9 +90,9 @@ pub fn tidy_after_delete(
             version,
             body,
         };
-        let (mut tidied, _) = tidy_references(tx, account, account_inbox, task)?;
-        make_server_edit(&mut tidied);
+        let (tidied, _) = tidy_references(tx, account, account_inbox, task)?;
         store(tx, clock, account, None, &tidied)?;
+        ensure_applied(tx, clock, account, Kind::Task, &tidied.id, updated_at)?;
     }
     Ok(())
 }

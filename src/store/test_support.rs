@@ -1,0 +1,100 @@
+//! Test support for the store's rules: a migrated in-memory database driven like the writer
+//! drives it, and builders for the records the tests sync.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::{Value, json};
+
+use super::clock::Clock;
+use super::schema::migrate;
+use super::sync::{SyncOutcome, apply};
+use crate::protocol::{Kind, parse_request};
+
+pub const ACCOUNT: &str = "default";
+pub const LAPTOP: &str = "8555eb33-3505-42b5-b029-341b1734ad31";
+pub const PHONE: &str = "0f8e4a52-6c1b-4d7e-9a43-2b5c8d9e1f70";
+pub const LAPTOP_INBOX: &str = "e47412ad-4c51-467d-be5f-966fb7d0db5d";
+pub const PHONE_INBOX: &str = "7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d";
+pub const WORK: &str = "7a2e964d-f566-4108-aed1-135b62afefac";
+pub const ERRANDS: &str = "083f62a4-7e11-459f-9403-9136b2e4b7b8";
+pub const REPORT: &str = "55794518-c168-4fc8-9cdf-17cfa7eca7be";
+/// A `last_sync` before every stamp the tests hand out, so feeds hold all but echoes.
+pub const LONG_AGO: &str = "2000-01-01T00:00:00.000Z";
+pub const T1: &str = "2026-11-24T22:45:21.000000001Z";
+pub const T2: &str = "2026-11-24T22:45:21.000000002Z";
+/// The default skew allowance, 300 s.
+pub const ALLOWANCE: i64 = 300_000_000_000;
+
+/// A migrated in-memory database and the writer's clock.
+pub struct Database {
+    conn: Connection,
+    clock: Clock,
+}
+
+impl Database {
+    pub fn new() -> Database {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        Database {
+            conn,
+            clock: Clock::starting_after(0),
+        }
+    }
+
+    /// Applies a request as the writer would, after validating it like the API does.
+    pub fn sync(
+        &mut self,
+        device: &str,
+        last_sync: Option<&str>,
+        changes: &[Value],
+    ) -> SyncOutcome {
+        let body = json!({ "device_id": device, "last_sync": last_sync, "changes": changes });
+        let request = parse_request(body.to_string().as_bytes()).unwrap();
+        apply(&self.conn, &mut self.clock, ACCOUNT, &request, ALLOWANCE).unwrap()
+    }
+
+    /// The stored row's (stamp, origin, body), if any.
+    pub fn row(&self, kind: Kind, id: &str) -> Option<(i64, Option<String>, Value)> {
+        self.conn
+            .query_row(
+                "SELECT stamp, origin, body FROM records WHERE account = ?1 AND kind = ?2 AND id = ?3",
+                params![ACCOUNT, kind.as_str(), id],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get::<_, String>(2)?)),
+            )
+            .optional()
+            .unwrap()
+            .map(|(stamp, origin, body)| (stamp, origin, serde_json::from_str(&body).unwrap()))
+    }
+}
+
+/// The outgoing records' bodies, in order.
+pub fn bodies(outcome: &SyncOutcome) -> Vec<Value> {
+    outcome
+        .records
+        .iter()
+        .map(|record| serde_json::from_str(&record.body).unwrap())
+        .collect()
+}
+
+pub fn list(id: &str, name: &str, is_inbox: bool, updated_at: &str) -> Value {
+    json!({
+        "type": "list", "id": id, "name": name, "description": null, "icon": "📋",
+        "color": null, "is_inbox": is_inbox, "created_at": T1, "updated_at": updated_at,
+        "sort_order": 0
+    })
+}
+
+pub fn tag(id: &str, name: &str) -> Value {
+    json!({ "type": "tag", "id": id, "name": name, "color": "#a6e3a1", "created_at": T1, "updated_at": T1 })
+}
+
+pub fn task(title: &str, list_id: &str, tag_ids: &[&str], updated_at: &str) -> Value {
+    json!({
+        "type": "task", "id": REPORT, "title": title, "description": null, "url": null,
+        "priority": "medium", "completed": false, "list_id": list_id, "tag_ids": tag_ids,
+        "created_at": T1, "updated_at": updated_at, "completed_at": null, "due_date": null
+    })
+}
+
+pub fn deleted(id: &str, record_type: &str, deleted_at: &str) -> Value {
+    json!({ "type": "deleted", "id": id, "record_type": record_type, "deleted_at": deleted_at })
+}
