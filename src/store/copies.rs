@@ -105,7 +105,9 @@ pub fn uploaded(
     Ok(())
 }
 
-/// The device was sent the stored version of a record at `sent_at` (server clock).
+/// The device was sent the stored version of a record at `sent_at` (server clock). Where it
+/// already held that content, its copy keeps the later of the two `updated_at`s: a client
+/// only ever moves a row's `updated_at` forward.
 pub fn sent(
     tx: &Connection,
     account: &str,
@@ -119,8 +121,10 @@ pub fn sent(
          SELECT account, kind, id, ?4, fingerprint, updated_at, ?5 FROM records
          WHERE account = ?1 AND kind = ?2 AND id = ?3
          ON CONFLICT (account, kind, id, device) DO UPDATE SET
-           fingerprint = excluded.fingerprint, updated_at = excluded.updated_at,
-           sent_at = excluded.sent_at",
+           updated_at = CASE WHEN fingerprint = excluded.fingerprint
+                             THEN MAX(updated_at, excluded.updated_at)
+                             ELSE excluded.updated_at END,
+           fingerprint = excluded.fingerprint, sent_at = excluded.sent_at",
     )?
     .execute(params![account, kind.as_str(), id, device, sent_at])?;
     Ok(())
