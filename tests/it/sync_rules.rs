@@ -599,6 +599,62 @@ fn an_older_tombstone_loses_to_a_newer_update_which_is_sent_back() {
     assert_eq!(everything(&server, DEVICE_C)["changes"], json!([edited]));
 }
 
+/// The server's clock `seconds` from now, as a device whose clock is that far off (or that
+/// acts that much later) stamps a record.
+fn clock_at(seconds: i64) -> String {
+    let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(seconds);
+    at.strftime("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
+}
+
+#[test]
+fn a_device_an_hour_fast_cannot_win_with_its_clock_and_is_logged_once() {
+    let mut server = Server::start();
+    let created = task(NEW_TASK, "Renew passport", NEW_LIST, &clock_at(-60));
+    server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![created.clone()]));
+    // Device B, an hour fast, receives the task, re-stamps it with its clock when applying
+    // it, and uploads that copy: no change and no conflict.
+    server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
+    let restamped = with(created.clone(), json!({"updated_at": clock_at(3600)}));
+    let b = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![restamped.clone()]));
+    assert_eq!(b["conflicts"], json!([]));
+    assert_eq!(everything(&server, DEVICE_C)["changes"], json!([created]));
+
+    // A renames it. B's copy is dated an hour ahead, so the rename reaches B dated later.
+    let renamed = task(NEW_TASK, "Renew the passport", NEW_LIST, &clock_at(0));
+    server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![renamed.clone()]));
+    let b = server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![]));
+    let received = &b["changes"][0];
+    assert_eq!(received["title"], "Renew the passport");
+    assert!(
+        instant(received["updated_at"].as_str().unwrap())
+            > instant(restamped["updated_at"].as_str().unwrap())
+    );
+    let restamped = with(received.clone(), json!({"updated_at": clock_at(3600)}));
+    server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![restamped]));
+
+    // B edits it (dated an hour ahead); A deletes it a moment later: the delete wins.
+    let b_edit = task(NEW_TASK, "Passport", NEW_LIST, &clock_at(3600));
+    server.sync_ok(TOKEN, &sync_body(DEVICE_B, None, vec![b_edit]));
+    settle();
+    let gone = deleted(NEW_TASK, "task", &clock_at(0));
+    let a = server.sync_ok(TOKEN, &sync_body(DEVICE_A, None, vec![gone.clone()]));
+    assert_eq!(a["conflicts"], json!([]));
+    assert_eq!(everything(&server, DEVICE_C)["changes"], json!([gone]));
+
+    let log = server.stop_ok();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("has a clock"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(
+        warnings[0].contains(&format!("device {DEVICE_B} has a clock about 3600."))
+            && warnings[0].contains("ahead of the server's"),
+        "{}",
+        warnings[0]
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // 5. Conflicts converge.
 
