@@ -8,6 +8,11 @@
 #   device then changes nothing.
 # The scenario runs three times, each with a fresh server database and fresh devices:
 #   no skew; device A's clock 1 minute behind; device B's clock 1 hour ahead (faketime).
+# A fourth run, four-clocks (section 5, about a minute), has four devices on one account with
+# clocks right, +1 hour, +1 day and 20 s behind: they create, retitle, complete, reopen,
+# tag, untag and delete (tasks, a list with tasks, a tag) the same records in a known
+# real-time order; after two rounds of syncs every device must hold the outcome of that
+# order, the same as every other device, with no conflict reported, and stay so.
 #
 # Usage (from the repo root): tests/real-client.sh
 #   TICKIT_ROOT      where tickit 0.5.8 is (or gets) installed  [~/.cache/tickit-sync-ci/tickit]
@@ -206,6 +211,73 @@ def same_state(t0, e0, t1, e1):
     same(by_id(no_upd(e0["tasks"])), by_id(no_upd(e1["tasks"])), "exported tasks")
     same(by_id(e0["tags"]), by_id(e1["tags"]), "exported tags")
 
+def device_state(tasks, export):
+    """What a device holds, in a form two devices can be compared in: tasks by id as
+    normalised() gives them (list and tag names, not ids: every device has its own inbox id),
+    lists by id except the inbox, which is '<Inbox>' without its id and created_at (every device
+    creates its own), tags by id. updated_at of tasks and lists is left out (see no_upd: each
+    device re-stamps what it applies with its OWN clock, so it differs from device to device)."""
+    lists = {}
+    for l in no_upd(export["lists"]):
+        if l["is_inbox"]:
+            key = "<Inbox>" if "<Inbox>" not in lists else "<Inbox " + l["id"] + ">"
+            l = {k: v for k, v in l.items() if k not in ("id", "created_at")}
+        else:
+            key = l["id"]
+        lists[key] = l
+    return {"list": lists,
+            "tag": {g["id"]: g for g in export["tags"]},
+            "task": {i: no_upd([t])[0] for i, t in normalised(tasks, export).items()}}
+
+def differences(a, b, na, nb):
+    """One line per record only one of two device_state()s holds, and per field that differs."""
+    out = []
+    for kind in ("list", "tag", "task"):
+        ra, rb = a[kind], b[kind]
+        for i in sorted(set(ra) | set(rb)):
+            r = ra.get(i) or rb[i]
+            name = repr(r.get("title") or r.get("name") or i)
+            if i not in rb or i not in ra:
+                out.append(f"{kind} {name} only on {na if i in ra else nb}")
+                continue
+            for k in sorted(set(ra[i]) | set(rb[i])):
+                if ra[i].get(k) != rb[i].get(k):
+                    out.append(f"{kind} {name} {k}: {ra[i].get(k)!r} on {na}, {rb[i].get(k)!r} on {nb}")
+    return out
+
+def same_device_state(a, b, na, nb):
+    d = differences(a, b, na, nb)
+    assert not d, f"{len(d)} difference(s): " + "; ".join(d)
+
+def outcome_problems(tasks, export, want_tasks, gone, want_lists, want_tags):
+    """One line per way a device's tasks, lists and tags differ from the expected outcome:
+    want_tasks maps title -> (completed, list name or '<Inbox>', tag names)."""
+    out, by_title = [], {}
+    for t in normalised(tasks, export).values():
+        by_title.setdefault(t["title"], []).append(t)
+    for title, (done, lst, tags) in want_tasks.items():
+        found = by_title.get(title, [])
+        if len(found) != 1:
+            out.append(f"{title!r}: {len(found)} tasks so titled, expected 1")
+            continue
+        t, want = found[0], (done, lst, sorted(tags))
+        got = (t["completed"], t["list_id"], t["tag_ids"])
+        if got != want:
+            out.append(f"{title!r}: (completed, list, tags) is {got}, expected {want}")
+        if (t["completed_at"] is None) == done:
+            out.append(f"{title!r}: completed {t['completed']} with completed_at {t['completed_at']!r}")
+    out += [f"{title!r} is there, expected deleted" for title in gone if title in by_title]
+    extra = sorted(set(by_title) - set(want_tasks) - set(gone))
+    if extra:
+        out.append(f"unexpected tasks {extra}")
+    lists = sorted("<Inbox>" if l["is_inbox"] else l["name"] for l in export["lists"])
+    if lists != sorted(want_lists):
+        out.append(f"lists {lists}, expected {sorted(want_lists)}")
+    tags = sorted(g["name"] for g in export["tags"])
+    if tags != sorted(want_tags):
+        out.append(f"tags {tags}, expected {sorted(want_tags)}")
+    return out
+
 env = {k: v for k, v in globals().items() if not k.startswith("__")}
 code = textwrap.dedent(sys.argv[1]).strip("\n")
 for arg in sys.argv[2:]:
@@ -384,7 +456,12 @@ DUE1=2031-07-15
 LIST2=Errands
 TITLE2="Post the parcel"
 
-offset_secs() { case "$1" in "") echo 0 ;; -60s) echo -60 ;; +1h) echo 3600 ;; *) die "unknown skew $1" ;; esac; }
+offset_secs() {
+  case "$1" in
+    "") echo 0 ;; -20s) echo -20 ;; -60s) echo -60 ;; +1h) echo 3600 ;; +1d) echo 86400 ;;
+    *) die "unknown skew $1" ;;
+  esac
+}
 
 scenario() { # RUN-NAME SKEW_A SKEW_B   (skews are faketime -f offsets, '' = real clock)
   RUN=$1
@@ -558,11 +635,383 @@ scenario() { # RUN-NAME SKEW_A SKEW_B   (skews are faketime -f offsets, '' = rea
 }
 
 # ---------------------------------------------------------------------------------------
-# 5. Runs: no skew; A 1 minute behind the server; B 1 hour ahead of it.
+# 5. Four devices, four clocks: one account, devices 'real' (correct clock), 'hour' (+1 h),
+#    'day' (+1 day) and 'slow' (20 s behind). Actions on the same records happen in a known
+#    real-time order, and the outcome must be the one that order gives, whatever the clocks:
+#    an action wins over every action done before it in real time. The slow device's clock
+#    lags 20 s, so its actions are made more than 20 s (SLOW_LAG_WAIT) after those they
+#    compete with: within its lag it may rightly lose.
+# ---------------------------------------------------------------------------------------
+FOUR=(real hour day slow)
+declare -A DEV_OFFSET     # device -> its clock's offset from real time, in seconds
+ACT_GAP=1.5               # seconds of real time between two actions
+SLOW_LAG_WAIT=22          # seconds of real time before the slow device's competing actions
+LAST_ACT=0                # real time (epoch seconds) at which the previous action ended
+ACT_T0=0                  # real time (whole seconds) just before / after the last action's
+ACT_T1=0                  #   command, for check_clock
+TIMELINE=                 # the actions in real-time order, with their times (in RUN_DIR)
+
+# Edits the desktop TUI makes and the CLI cannot (title edit, tag/untag an existing task) or
+# makes without a tombstone (`tickit delete`), done as tickit 0.5.8's own code does them, in
+# the device's database: tui_edit.py DB OFFSET_SECS OP ARGS...
+#   retitle TITLE NEW       save_task -> update_task: the row, updated_at = the device's now
+#   tag|untag TITLE TAG     save_task with that tag toggled: the task_tags row, and the same
+#   delete-task TITLE       execute_confirm: delete_task, then record_tombstone(id, 'task')
+#   delete-list NAME        execute_confirm: delete_list (its tasks move to the inbox, their
+#                           updated_at untouched), then record_tombstone(id, 'list')
+#   delete-tag NAME         execute_confirm: delete_tag, then record_tombstone(id, 'tag')
+# "Now" is the device's clock: real UTC now + OFFSET_SECS, written as chrono's to_rfc3339().
+TUI_EDIT="$WORK/tui_edit.py"
+cat >"$TUI_EDIT" <<'PY'
+import sqlite3, sys, time
+from datetime import datetime, timezone
+
+db, offset, op, args = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+
+def device_now():
+    """Utc::now().to_rfc3339() on the device: 0, 3, 6 or 9 fraction digits, whichever is
+    exact, and "+00:00"."""
+    secs, nanos = divmod(time.time_ns() + offset * 10**9, 10**9)
+    if nanos == 0:
+        frac = ""
+    elif nanos % 10**6 == 0:
+        frac = f".{nanos // 10**6:03d}"
+    elif nanos % 10**3 == 0:
+        frac = f".{nanos // 10**3:06d}"
+    else:
+        frac = f".{nanos:09d}"
+    return datetime.fromtimestamp(secs, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + frac + "+00:00"
+
+def one_id(sql, key):
+    ids = [r[0] for r in con.execute(sql, (key,))]
+    assert len(ids) == 1, f"expected one row for {key!r} ({sql}), found {len(ids)}"
+    return ids[0]
+
+def task_id(title):
+    return one_id("SELECT id FROM tasks WHERE title = ?", title)
+
+def tag_id(name):
+    return one_id("SELECT id FROM tags WHERE name = ?", name)
+
+def touch(task):
+    con.execute("UPDATE tasks SET updated_at = ? WHERE id = ?", (now, task))
+
+def tombstone(rid, record_type):
+    con.execute("INSERT OR REPLACE INTO sync_tombstones (id, record_type, deleted_at) VALUES (?, ?, ?)",
+                (rid, record_type, now))
+
+con = sqlite3.connect(db)
+con.execute("PRAGMA foreign_keys = ON")  # as in the client (rusqlite's bundled SQLite)
+now = device_now()
+with con:
+    if op == "retitle":
+        title, new = args
+        con.execute("UPDATE tasks SET title = ?, updated_at = ? WHERE id = ?", (new, now, task_id(title)))
+    elif op in ("tag", "untag"):
+        title, tag = args
+        t, g = task_id(title), tag_id(tag)
+        if op == "tag":
+            con.execute("INSERT INTO task_tags (task_id, tag_id) VALUES (?, ?)", (t, g))
+        else:
+            n = con.execute("DELETE FROM task_tags WHERE task_id = ? AND tag_id = ?", (t, g)).rowcount
+            assert n == 1, f"task {title!r} does not carry tag {tag!r}"
+        touch(t)
+    elif op == "delete-task":
+        t = task_id(args[0])
+        con.execute("DELETE FROM tasks WHERE id = ?", (t,))
+        tombstone(t, "task")
+    elif op == "delete-list":
+        l = one_id("SELECT id FROM lists WHERE name = ? AND is_inbox = 0", args[0])
+        inbox = one_id("SELECT id FROM lists WHERE is_inbox = ?", 1)
+        moved = con.execute("UPDATE tasks SET list_id = ? WHERE list_id = ?", (inbox, l)).rowcount
+        con.execute("DELETE FROM lists WHERE id = ? AND is_inbox = 0", (l,))
+        tombstone(l, "list")
+        print(f"{moved} task(s) moved to the inbox")
+    elif op == "delete-tag":
+        g = tag_id(args[0])
+        con.execute("DELETE FROM tags WHERE id = ?", (g,))
+        tombstone(g, "tag")
+    else:
+        sys.exit(f"unknown op {op}")
+print(f"{op} {args} done at device time {now}")
+PY
+
+# tui DEV OP ARGS...: tui_edit.py on DEV's database with DEV's clock offset.
+tui() {
+  local dev=$1; shift
+  python3 "$TUI_EDIT" "${DEV_HOME[$dev]}/.config/tickit/tickit.sqlite" "${DEV_OFFSET[$dev]}" "$@"
+}
+
+# tk_must DEV ARGS...: tk, failing also when the client says "... not found" (it exits 0 then).
+tk_must() {
+  local out rc=0
+  out=$(tk "$@" 2>&1) || rc=$?
+  printf '%s\n' "$out"
+  [ "$rc" -eq 0 ] && ! grep -q 'not found' <<<"$out"
+}
+
+# add_token NAME: prints a new token for NAME (tickit-sync token) once the running server
+# accepts it (bounded wait); fails otherwise.
+add_token() {
+  local token i
+  token=$(timeout "$CALL_TIMEOUT" "$SERVER_BIN" token --name "$1" --config "$RUN_DIR/server/config.toml" \
+    2>"$RUN_DIR/token.err" | grep -Eo 'tks_[A-Za-z0-9_-]+' | head -n1) || true
+  [ -n "$token" ] || return 1
+  for ((i = 0; i < WAIT_SECS * 10; i++)); do
+    if sync_probe "$token"; then echo "$token"; return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+
+# pace SECONDS: sleeps until SECONDS of real time have passed since the previous action ended.
+pace() {
+  sleep "$(awk -v last="$LAST_ACT" -v gap="$1" -v now="$(date +%s.%N)" \
+    'BEGIN { d = last + gap - now; printf "%.3f", (d > 0 ? d : 0) }')"
+}
+
+# act DEV DESCRIPTION COMMAND...: one user action on DEV, ACT_GAP after the previous one:
+# DEV syncs (to act on the latest state), COMMAND runs as a check, DEV syncs right after.
+# The action's real time goes to the timeline.
+act() {
+  local dev=$1 desc=$2; shift 2
+  pace "$ACT_GAP"
+  do_sync "$dev"
+  printf '%s  %-4s (%5ss)  %s\n' "$(date -u +%T.%3N)" "$dev" "${DEV_OFFSET[$dev]}" "$desc" >>"$TIMELINE"
+  ACT_T0=$(date -u +%s)
+  check "$dev: $desc" "$@"
+  ACT_T1=$(date -u +%s)
+  do_sync "$dev"
+  LAST_ACT=$(date +%s.%N)
+}
+
+# check_clock DEV TITLE: the task DEV has just added carries a created_at on DEV's own clock
+# (the real time of the action + DEV's offset, give or take 5 s): faketime is in effect.
+check_clock() {
+  local dev=$1 out=$RUN_DIR/clock-$1.json
+  tk "$dev" list --json --all >"$out" 2>&1 || true
+  check "$dev: created_at of '$2' is ${DEV_OFFSET[$dev]}s off real time (its clock; faketime in effect)" \
+    pyck '
+      c = ts(task(t, T)["created_at"]).timestamp()
+      assert lo + O - 5 <= c <= hi + O + 5, f"created_at {c} not within [{lo + O - 5}, {hi + O + 5}]"' \
+    t="$out" T:="$2" O#="${DEV_OFFSET[$dev]}" lo#="$ACT_T0" hi#="$ACT_T1"
+}
+
+# all_sync_twice: every device syncs, in the order real, hour, day, slow, and once more around,
+# so what one device uploads in the first pass reaches all the others in the second.
+all_sync_twice() {
+  local d
+  for d in "${FOUR[@]}" "${FOUR[@]}"; do do_sync "$d"; done
+}
+
+# snap_all TAG: snap of every device.
+snap_all() {
+  local d
+  for d in "${FOUR[@]}"; do snap "$d" "$1"; done
+}
+
+# check_all_like_real TAG LABEL: every other device holds what 'real' holds at TAG, field by
+# field, except each device's own inbox id and the updated_at of tasks and lists: tickit
+# re-stamps a row it updates from a sync with its OWN clock (update_task/update_list), so that
+# field shows each device's clock, not the record's history (pyck's device_state).
+check_all_like_real() {
+  local d
+  for d in hour day slow; do
+    check "$d holds the same tasks, lists and tags as real ($2)" \
+      pyck 'same_device_state(device_state(t0, e0), device_state(t1, e1), "real", D)' \
+      t0="$(S real "$1" tasks.json)" e0="$(S real "$1" export.json)" \
+      t1="$(S "$d" "$1" tasks.json)" e1="$(S "$d" "$1" export.json)" D:="$d"
+  done
+}
+
+declare -A LOG_MARK
+# mark_sync_logs: remembers how long each device's sync log is, for no_conflicts_since_mark.
+mark_sync_logs() {
+  local d
+  for d in "${FOUR[@]}"; do LOG_MARK[$d]=$(wc -l <"$RUN_DIR/sync-$d.log"); done
+}
+# no_conflicts_since_mark DEV: fails (printing them) if DEV's syncs since mark_sync_logs
+# reported conflicts (tickit prints "⚠ N conflicts (server won)").
+no_conflicts_since_mark() {
+  ! tail -n +$((LOG_MARK[$1] + 1)) "$RUN_DIR/sync-$1.log" | grep 'conflicts (server won)'
+}
+
+# four_clocks_devices: tokens for day and slow (real and hour use start_server's), and the
+# four devices.
+four_clocks_devices() {
+  local token_day token_slow d
+  if token_day=$(add_token device-day) && token_slow=$(add_token device-slow); then
+    pass "tokens for devices day and slow made and accepted by the running server"
+  else
+    fail "tokens for devices day and slow made and accepted by the running server" "$RUN_DIR/token.err"
+    return 1
+  fi
+  make_device real "$TOKEN_A" ""
+  make_device hour "$TOKEN_B" "+1h"
+  make_device day "$token_day" "+1d"
+  make_device slow "$token_slow" "-20s"
+  for d in "${FOUR[@]}"; do DEV_OFFSET[$d]=$(offset_secs "${DEV_SKEW[$d]}"); done
+}
+
+# four_clocks_setup: the records the races are about, made on every device's clock, and a
+# round of syncs so that every device holds them all.
+four_clocks_setup() {
+  local g
+  for g in outdoors phone someday; do check "real: tickit tags add $g" tk real tags add "$g"; done
+  check "real: tickit lists add Garden" tk real lists add Garden
+  check "real: tickit add 'Prune the roses' --list Garden --tags outdoors,someday" \
+    tk real add "Prune the roses" --list Garden --tags outdoors,someday
+  check "real: tickit add 'Rake the leaves' --list Garden" tk real add "Rake the leaves" --list Garden
+  for g in "Book flights" "Renew insurance" "Cancel the gym"; do
+    check "real: tickit add '$g'" tk real add "$g"
+  done
+  act real "tickit add 'Call the bank'" tk real add "Call the bank"
+  check_clock real "Call the bank"
+  act hour "tickit add 'Water the plants' --tags outdoors" tk hour add "Water the plants" --tags outdoors
+  check_clock hour "Water the plants"
+  act day "tickit lists add Workshop" tk day lists add Workshop
+  act day "tickit add 'Fix the bike' --list Workshop" tk day add "Fix the bike" --list Workshop
+  check_clock day "Fix the bike"
+  act slow "tickit add 'Buy stamps'" tk slow add "Buy stamps"
+  check_clock slow "Buy stamps"
+  for g in "${FOUR[@]}"; do do_sync "$g"; done
+  snap_all setup
+  check "real: holds the 9 tasks, 3 lists, 3 tags made so far" \
+    pyck '
+      same(sorted(t["title"] for t in tr), sorted(["Prune the roses", "Rake the leaves", "Book flights",
+           "Renew insurance", "Cancel the gym", "Call the bank", "Water the plants", "Fix the bike",
+           "Buy stamps"]), "titles")
+      same(sorted(l["name"] for l in e["lists"]), ["Garden", "Inbox", "Workshop"], "lists")
+      same(sorted(g["name"] for g in e["tags"]), ["outdoors", "phone", "someday"], "tags")' \
+    tr="$(S real setup tasks.json)" e="$(S real setup export.json)"
+  check_all_like_real setup "after the setup round"
+}
+
+# four_clocks_fast_first: fast devices act, then other devices act later on the same records.
+four_clocks_fast_first() {
+  act day "retitle 'Book flights' to 'Book flights to Oslo' (TUI edit)" \
+    tui day retitle "Book flights" "Book flights to Oslo"
+  act real "delete 'Book flights to Oslo' (TUI delete, tombstone)" tui real delete-task "Book flights to Oslo"
+  act hour "tag 'Call the bank' with phone (TUI edit)" tui hour tag "Call the bank" phone
+  act real "untag phone from 'Call the bank' (TUI edit)" tui real untag "Call the bank" phone
+  act day "tickit done 'Fix the bike'" tk_must day "done" "Fix the bike"
+  act day "retitle 'Rake the leaves' to 'Rake the leaves twice' (TUI edit)" \
+    tui day retitle "Rake the leaves" "Rake the leaves twice"
+  act hour "tickit add 'Mow the lawn' --list Garden" tk hour add "Mow the lawn" --list Garden
+  snap hour mow
+  check "hour: 'Mow the lawn' went into Garden (hour has that list)" \
+    pyck 'assert [l["name"] for l in e["lists"] if l["id"] == task(t, "Mow the lawn")["list_id"]] == ["Garden"]' \
+    t="$(S hour mow tasks.json)" e="$(S hour mow export.json)"
+  act hour "delete tag someday (TUI delete, tombstone)" tui hour delete-tag someday
+  act real "delete list Garden, its tasks moved to the inbox (TUI delete, tombstone)" \
+    tui real delete-list Garden
+  act real "retitle 'Renew insurance' to 'Renew car insurance' (TUI edit)" \
+    tui real retitle "Renew insurance" "Renew car insurance"
+  act hour "retitle it to 'Renew car insurance online' (TUI edit)" \
+    tui hour retitle "Renew car insurance" "Renew car insurance online"
+  act hour "delete 'Cancel the gym' (TUI delete, tombstone)" tui hour delete-task "Cancel the gym"
+  act day "tag 'Buy stamps' with phone (TUI edit)" tui day tag "Buy stamps" phone
+}
+
+# four_clocks_slow_later: after SLOW_LAG_WAIT, the slow device acts on records the fast ones
+# changed (and created), then the day device acts after the slow one.
+four_clocks_slow_later() {
+  log "  ... waiting ${SLOW_LAG_WAIT}s of real time: the slow device's actions must be more than its 20 s lag later"
+  pace "$SLOW_LAG_WAIT"
+  act slow "tickit done 'Water the plants'" tk_must slow "done" "Water the plants"
+  act slow "tickit undo 'Fix the bike'" tk_must slow undo "Fix the bike"
+  act slow "retitle 'Renew car insurance online' to 'Renew car insurance online by Friday' (TUI edit)" \
+    tui slow retitle "Renew car insurance online" "Renew car insurance online by Friday"
+  act slow "untag phone from 'Buy stamps' (TUI edit)" tui slow untag "Buy stamps" phone
+  act day "tag 'Water the plants' with phone (TUI edit)" tui day tag "Water the plants" phone
+}
+
+# The expected outcome of the actions above in their real-time order, as pyck code: title ->
+# (completed, list ('<Inbox>' for each device's inbox), tag names); the tasks that must be gone;
+# the lists and tags left.
+FOUR_CLOCKS_EXPECTED='
+want_tasks = {
+    # in Garden with tags outdoors, someday; hour deleted tag someday, then real deleted Garden
+    "Prune the roses": (False, "<Inbox>", ["outdoors"]),
+    # day retitled it (+1 d clock), then real deleted Garden
+    "Rake the leaves twice": (False, "<Inbox>", []),
+    # hour added it to Garden (+1 h clock), then real deleted Garden
+    "Mow the lawn": (False, "<Inbox>", []),
+    # hour tagged it phone (+1 h), real untagged it 1.5 s later
+    "Call the bank": (False, "<Inbox>", []),
+    # real retitled it, hour retitled it later (+1 h), slow retitled it 22 s later (-20 s)
+    "Renew car insurance online by Friday": (False, "<Inbox>", []),
+    # hour added it (+1 h), slow completed it (-20 s), then day tagged it phone (+1 d)
+    "Water the plants": (True, "<Inbox>", ["outdoors", "phone"]),
+    # day added it to its list Workshop and completed it (+1 d); slow reopened it 22 s later
+    "Fix the bike": (False, "Workshop", []),
+    # slow added it; day tagged it phone (+1 d); slow untagged it 22 s later (-20 s)
+    "Buy stamps": (False, "<Inbox>", []),
+}
+# day retitled "Book flights" (+1 d), real deleted it 1.5 s later; hour deleted "Cancel the gym"
+gone = ["Book flights", "Book flights to Oslo", "Cancel the gym", "Rake the leaves",
+        "Renew insurance", "Renew car insurance", "Renew car insurance online"]
+want_lists = ["<Inbox>", "Workshop"]  # Garden deleted by real
+want_tags = ["outdoors", "phone"]     # someday deleted by hour
+'
+
+# four_clocks_final: every device syncs twice around; then each holds the expected outcome and
+# the same as every other device, none reported a conflict, and a second such round changes
+# nothing.
+four_clocks_final() {
+  local d
+  mark_sync_logs
+  all_sync_twice
+  snap_all final
+  for d in "${FOUR[@]}"; do
+    check "$d: holds the outcome of the actions' real-time order (titles, done, lists, tags, deletes)" \
+      pyck "$FOUR_CLOCKS_EXPECTED"'
+p = outcome_problems(t, e, want_tasks, gone, want_lists, want_tags)
+assert not p, f"{len(p)} problem(s): " + "; ".join(p)' \
+      t="$(S "$d" final tasks.json)" e="$(S "$d" final export.json)"
+  done
+  check_all_like_real final "after the final round"
+  for d in "${FOUR[@]}"; do
+    check "$d: no conflict reported in the final round" no_conflicts_since_mark "$d"
+  done
+  mark_sync_logs
+  all_sync_twice
+  snap_all final2
+  for d in "${FOUR[@]}"; do
+    check "$d: a second final round changes nothing (list --json --all, export)" pyck 'same_state(t0, e0, t1, e1)' \
+      t0="$(S "$d" final tasks.json)" e0="$(S "$d" final export.json)" \
+      t1="$(S "$d" final2 tasks.json)" e1="$(S "$d" final2 export.json)"
+    check "$d: no conflict reported in the second final round" no_conflicts_since_mark "$d"
+  done
+}
+
+four_clocks() { # RUN-NAME
+  RUN=$1
+  RUN_DIR=$WORK/$RUN
+  TIMELINE=$RUN_DIR/timeline.txt
+  LAST_ACT=0
+  mkdir -p "$RUN_DIR"
+  : >"$TIMELINE"
+  log ""
+  log "=== run '$RUN': devices real (correct clock), hour (+1h), day (+1d), slow (-20s) ==="
+  start_server || { stop_server; return 0; }
+  four_clocks_devices || { stop_server; return 0; }
+  four_clocks_setup
+  four_clocks_fast_first
+  four_clocks_slow_later
+  four_clocks_final
+  log "  actions in real-time order (UTC, device, clock offset):"
+  sed 's/^/    /' "$TIMELINE"
+  stop_server
+}
+
+# ---------------------------------------------------------------------------------------
+# 6. Runs: no skew; A 1 minute behind the server; B 1 hour ahead of it; four devices, four clocks.
 # ---------------------------------------------------------------------------------------
 scenario no-skew "" ""
 scenario a-behind-1min "-60s" ""
 scenario b-ahead-1h "" "+1h"
+four_clocks four-clocks
 
 DONE=1
 exit 0 # cleanup (EXIT trap) prints the summary and sets the exit status
