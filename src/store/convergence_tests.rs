@@ -253,3 +253,84 @@ fn a_clock_off_by_more_than_the_allowance_is_reported_once() {
     );
     assert_eq!(again.clock_warning, None);
 }
+
+#[test]
+fn a_task_the_client_moved_out_of_a_list_it_deleted_is_no_edit() {
+    let mut db = Database::new();
+    let work = list(WORK, "Work", false, T0);
+    db.sync(
+        LAPTOP,
+        None,
+        &[
+            list(LAPTOP_INBOX, "Inbox", true, T0),
+            work,
+            task("Write report", WORK, &[], T0),
+        ],
+    );
+    db.sync(PHONE, None, &[list(PHONE_INBOX, "Inbox", true, T0)]);
+    db.sync(
+        PHONE,
+        Some(LONG_AGO),
+        &[task("Write the report", WORK, &[], T2)],
+    );
+    // The laptop deletes Work: the client moves the task to its inbox, keeping its time.
+    let laptop = db.sync(
+        LAPTOP,
+        Some(LONG_AGO),
+        &[
+            deleted(WORK, "list", T2),
+            task("Write report", LAPTOP_INBOX, &[], T0),
+        ],
+    );
+    assert_eq!(laptop.conflicts, no_conflicts());
+    let winner = stored(&db);
+    assert_eq!(
+        (winner["title"].as_str(), winner["list_id"].as_str()),
+        (Some("Write the report"), Some(LAPTOP_INBOX))
+    );
+    let sent = bodies(&laptop);
+    assert!(sent.contains(&winner), "{sent:?}");
+}
+
+#[test]
+fn a_tombstone_sent_with_the_record_it_deleted_is_stale() {
+    let mut db = Database::new();
+    let report = task("Write report", WORK, &[], T1);
+    db.sync(LAPTOP, None, std::slice::from_ref(&report));
+    // The client keeps its tombstone after receiving the record back, and sends both.
+    let phone = db.sync(
+        PHONE,
+        None,
+        &[deleted(REPORT, "task", &at(0)), report.clone()],
+    );
+    assert_eq!(phone.conflicts, no_conflicts());
+    assert_eq!(stored(&db), report);
+}
+
+#[test]
+fn an_upload_with_its_copy_s_own_time_is_no_edit_and_gets_the_stored_version_later() {
+    let mut db = Database::new();
+    let report = task("Write report", WORK, &[], T1);
+    db.sync(LAPTOP, None, std::slice::from_ref(&report));
+    db.sync(PHONE, None, &[]);
+    // A task the client received again comes back with a link to a tag it had before.
+    let relinked = task("Write report", WORK, &[ERRANDS], T1);
+    let phone = db.sync(PHONE, Some(LONG_AGO), &[relinked]);
+    assert_eq!(phone.conflicts, no_conflicts());
+    assert_eq!(stored(&db)["tag_ids"], json!([]));
+    let sent = bodies(&phone);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["tag_ids"], json!([]));
+    assert!(updated_at(&sent[0]) > parse_nanos(T1).unwrap());
+}
+
+#[test]
+fn the_same_content_written_again_later_competes_at_the_later_time() {
+    let mut db = Database::new();
+    db.sync(LAPTOP, None, &[task("Write report", WORK, &[], &at(-30))]);
+    db.sync(PHONE, None, &[task("Write report", WORK, &[], &at(-10))]);
+    // An edit made between the two writes, arriving last, loses to the second.
+    let late = db.sync(DESKTOP, None, &[task("Report", WORK, &[], &at(-20))]);
+    assert_eq!(late.conflicts, [REPORT]);
+    assert_eq!(stored(&db)["title"], "Write report");
+}

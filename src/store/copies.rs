@@ -4,6 +4,7 @@
 //! re-stamp (or a retry), not an edit, while an edit that restores older content is an edit.
 
 use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::{Map, Value};
 
 use super::fingerprint;
 use crate::protocol::{Change, Kind};
@@ -11,6 +12,8 @@ use crate::protocol::{Change, Kind};
 /// One device's copy of one record.
 pub struct Copy {
     fingerprint: Vec<u8>,
+    /// What the copy says, in the account's ids.
+    pub body: Map<String, Value>,
     updated_at: Option<i64>,
     /// When the server sent this copy, if it did (rather than the device uploading it).
     sent_at: Option<i64>,
@@ -43,6 +46,14 @@ impl Copy {
         self.fingerprint == upload.fingerprint || self.last_upload.as_ref() == Some(&upload.exact)
     }
 
+    /// Whether the upload carries the very `updated_at` of the device's copy. The client
+    /// stamps every edit with its clock, so such an upload is no edit, whatever it says: a
+    /// copy the client changed on its own (it moves and untags tasks when it applies a
+    /// delete, and a task it receives again gets back its links to deleted tags).
+    pub fn same_time(&self, upload: &Upload) -> bool {
+        upload.updated_at.is_some() && upload.updated_at == self.updated_at
+    }
+
     /// How far the device's clock read ahead of the server's (negative: behind) when it
     /// re-stamped this copy on applying it, if the upload is such a re-stamp. The client
     /// applies what it is sent at once, so this is its offset plus a little latency.
@@ -63,15 +74,16 @@ pub fn held(
     id: &str,
 ) -> rusqlite::Result<Option<Copy>> {
     tx.prepare_cached(
-        "SELECT fingerprint, updated_at, sent_at, last_upload FROM device_copies
+        "SELECT fingerprint, body, updated_at, sent_at, last_upload FROM device_copies
          WHERE account = ?1 AND kind = ?2 AND id = ?3 AND device = ?4",
     )?
     .query_row(params![account, kind.as_str(), id, device], |row| {
         Ok(Copy {
             fingerprint: row.get(0)?,
-            updated_at: row.get(1)?,
-            sent_at: row.get(2)?,
-            last_upload: row.get(3)?,
+            body: serde_json::from_str(&row.get::<_, String>(1)?).unwrap_or_default(),
+            updated_at: row.get(2)?,
+            sent_at: row.get(3)?,
+            last_upload: row.get(4)?,
         })
     })
     .optional()
@@ -87,11 +99,11 @@ pub fn uploaded(
 ) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "INSERT INTO device_copies
-           (account, kind, id, device, fingerprint, updated_at, sent_at, last_upload)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7)
+           (account, kind, id, device, fingerprint, body, updated_at, sent_at, last_upload)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8)
          ON CONFLICT (account, kind, id, device) DO UPDATE SET
-           fingerprint = excluded.fingerprint, updated_at = excluded.updated_at,
-           sent_at = NULL, last_upload = excluded.last_upload",
+           fingerprint = excluded.fingerprint, body = excluded.body,
+           updated_at = excluded.updated_at, sent_at = NULL, last_upload = excluded.last_upload",
     )?
     .execute(params![
         account,
@@ -99,6 +111,7 @@ pub fn uploaded(
         change.id,
         device,
         upload.fingerprint,
+        Value::Object(change.body.clone()).to_string(),
         upload.updated_at,
         upload.exact,
     ])?;
@@ -117,14 +130,16 @@ pub fn sent(
     sent_at: i64,
 ) -> rusqlite::Result<()> {
     tx.prepare_cached(
-        "INSERT INTO device_copies (account, kind, id, device, fingerprint, updated_at, sent_at)
-         SELECT account, kind, id, ?4, fingerprint, updated_at, ?5 FROM records
+        "INSERT INTO device_copies
+           (account, kind, id, device, fingerprint, body, updated_at, sent_at)
+         SELECT account, kind, id, ?4, fingerprint, body, updated_at, ?5 FROM records
          WHERE account = ?1 AND kind = ?2 AND id = ?3
          ON CONFLICT (account, kind, id, device) DO UPDATE SET
            updated_at = CASE WHEN fingerprint = excluded.fingerprint
                              THEN MAX(updated_at, excluded.updated_at)
                              ELSE excluded.updated_at END,
-           fingerprint = excluded.fingerprint, sent_at = excluded.sent_at",
+           fingerprint = excluded.fingerprint, body = excluded.body,
+           sent_at = excluded.sent_at",
     )?
     .execute(params![account, kind.as_str(), id, device, sent_at])?;
     Ok(())

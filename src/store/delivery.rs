@@ -19,7 +19,9 @@ const MILLISECOND: i64 = 1_000_000;
 
 /// Makes the stored version of a record later than every copy a device holds that differs
 /// from it, and than `floor` (a version devices the server has not tracked may hold). A
-/// moved version keeps its competing instant and origin, and gets a new stamp.
+/// moved version keeps its competing instant and gets a new stamp and no origin: every
+/// device receives it, so all hold the same `updated_at` of a tag (which clients store as
+/// sent) and none keeps a copy dated later than it.
 pub fn ensure_applied(
     tx: &Connection,
     clock: &mut Clock,
@@ -41,5 +43,5 @@ pub fn ensure_applied(
     let mut moved = row.to_change(kind, id);
     let later = format_server_time(newest.saturating_add(MILLISECOND));
     moved.body.insert("updated_at".into(), Value::from(later));
-    store(tx, clock, account, row.origin.as_deref(), &moved)
+    store(tx, clock, account, None, &moved)
 }

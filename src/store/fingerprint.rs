@@ -11,9 +11,14 @@ use crate::timestamp::parse_nanos;
 /// of a record alike.
 pub fn content(kind: Kind, deleted: bool, body: &Map<String, Value>) -> Vec<u8> {
     if deleted {
-        return Sha256::digest(b"deleted").to_vec();
+        return tombstone();
     }
     Sha256::digest(content_key(kind, body).as_bytes()).to_vec()
+}
+
+/// The fingerprint every tombstone has.
+fn tombstone() -> Vec<u8> {
+    Sha256::digest(b"deleted").to_vec()
 }
 
 /// The fingerprint of one exact upload, its content and the instant it carries, so a

@@ -13,7 +13,6 @@ pub struct StoredRow {
     pub deleted: bool,
     /// The instant this version competes at in last-write-wins.
     pub version: i64,
-    pub origin: Option<String>,
     pub body: Map<String, Value>,
     pub fingerprint: Vec<u8>,
     /// The instant of the body's `updated_at`, as clients compare it; `None` for a tombstone.
@@ -41,17 +40,16 @@ pub fn load(
     id: &str,
 ) -> rusqlite::Result<Option<StoredRow>> {
     tx.prepare_cached(
-        "SELECT deleted, version, origin, body, fingerprint, updated_at FROM records
+        "SELECT deleted, version, body, fingerprint, updated_at FROM records
          WHERE account = ?1 AND kind = ?2 AND id = ?3",
     )?
     .query_row(params![account, kind.as_str(), id], |row| {
         Ok(StoredRow {
             deleted: row.get(0)?,
             version: row.get(1)?,
-            origin: row.get(2)?,
-            body: serde_json::from_str(&row.get::<_, String>(3)?).unwrap_or_default(),
-            fingerprint: row.get(4)?,
-            updated_at: row.get(5)?,
+            body: serde_json::from_str(&row.get::<_, String>(2)?).unwrap_or_default(),
+            fingerprint: row.get(3)?,
+            updated_at: row.get(4)?,
         })
     })
     .optional()
@@ -87,6 +85,22 @@ pub fn store(
         fingerprint::content(change.kind, change.deleted, &change.body),
         fingerprint::updated_at(change.deleted, &change.body),
     ])?;
+    Ok(())
+}
+
+/// Moves the instant a stored version competes at to a later one, leaving it otherwise as it
+/// is (no new stamp: nothing changed that a device must receive).
+pub fn postpone(
+    tx: &Connection,
+    account: &str,
+    kind: Kind,
+    id: &str,
+    instant: i64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "UPDATE records SET version = ?4 WHERE account = ?1 AND kind = ?2 AND id = ?3",
+    )?
+    .execute(params![account, kind.as_str(), id, instant])?;
     Ok(())
 }
 

@@ -44,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
         id          TEXT NOT NULL,
         device      TEXT NOT NULL,
         fingerprint BLOB NOT NULL,
+        body        TEXT NOT NULL,
         updated_at  INTEGER,
         sent_at     INTEGER,
         last_upload BLOB,

@@ -6,14 +6,15 @@ use std::collections::HashSet;
 use rusqlite::{Connection, params};
 
 use super::clock::Clock;
-use super::copies::{Upload, held, sent, uploaded};
+use super::copies::{Copy, Upload, held, sent, uploaded};
 use super::decide::{Decision, Version, decide};
 use super::delivery::ensure_applied;
 use super::device_clock::{ClockWarning, note_offset};
 use super::feed::{OutgoingRecord, changed_since, load_outgoing};
+use super::fingerprint;
 use super::inbox::{InboxIds, device_inbox, inbox_aliases, map_to_account, register_inboxes};
-use super::records::{load, store};
-use super::tidy::{tidy_after_delete, tidy_references};
+use super::records::{load, postpone, store};
+use super::tidy::{as_tidied_by_device, tidy_after_delete, tidy_references};
 use crate::protocol::{Change, Kind, SyncRequest};
 
 /// What the server answers a sync request with, before it is put on the wire.
@@ -51,23 +52,22 @@ pub fn apply(
         inbox: inbox.as_ref(),
         aliases: inbox_aliases(tx, account)?,
         received_at: clock.horizon(),
+        deleted_by_device: request
+            .changes
+            .iter()
+            .filter(|change| change.deleted)
+            .map(|change| (change.kind, change.id.clone()))
+            .collect(),
     };
 
     let mut conflicts = Vec::new();
     let mut to_resend = Vec::new();
     let mut offsets = Vec::new();
-    for change in &request.changes {
-        match apply_change(tx, clock, &scope, change)? {
-            Applied::Kept => {}
-            Applied::Restamped { offset, resend } => {
-                offsets.extend(offset);
-                to_resend.extend(resend);
-            }
-            Applied::Lost { conflict, winner } => {
-                conflicts.extend(conflict);
-                to_resend.push(winner);
-            }
-        }
+    for change in in_order(&request.changes) {
+        let applied = apply_change(tx, clock, &scope, change)?;
+        conflicts.extend(applied.conflict);
+        to_resend.extend(applied.resend);
+        offsets.extend(applied.clock_offset);
     }
     let clock_warning = match offsets.into_iter().min() {
         Some(offset) => note_offset(tx, account, device, offset, skew_allowance)?,
@@ -114,23 +114,35 @@ struct Scope<'a> {
     aliases: HashSet<String>,
     /// No version competes as if made later than this (server clock).
     received_at: i64,
+    /// The lists and tags this request deletes (mapped to the account's ids).
+    deleted_by_device: HashSet<(Kind, String)>,
+}
+
+/// The request's changes in the order they are applied: deletes first, as the client applied
+/// its own deletes to the records it sends (it moves a deleted list's tasks to its inbox
+/// without re-stamping them); and without a tombstone of a record the request also holds (the
+/// client keeps its tombstone after it receives the record back, and holds the record).
+fn in_order(changes: &[Change]) -> impl Iterator<Item = &Change> {
+    let records: HashSet<(Kind, &str)> = changes
+        .iter()
+        .filter(|change| !change.deleted)
+        .map(|change| (change.kind, change.id.as_str()))
+        .collect();
+    let deletes = changes.iter().filter(move |change| {
+        change.deleted && !records.contains(&(change.kind, change.id.as_str()))
+    });
+    deletes.chain(changes.iter().filter(|change| !change.deleted))
 }
 
 /// What became of one incoming change.
-enum Applied {
-    /// Stored, or already stored.
-    Kept,
-    /// A copy of what the device already held, re-stamped by the client (or a retry): no
-    /// change. The clock offset it shows, and the record to resend if the device is behind.
-    Restamped {
-        offset: Option<i64>,
-        resend: Option<(Kind, String)>,
-    },
-    /// The stored version won: the id to report (if it is a UUID) and the winner to resend.
-    Lost {
-        conflict: Option<String>,
-        winner: (Kind, String),
-    },
+#[derive(Default)]
+struct Applied {
+    /// The id, as the device sent it, of a version that lost (if it is a UUID).
+    conflict: Option<String>,
+    /// A record the device holds another version of than the stored one, to send it.
+    resend: Option<(Kind, String)>,
+    /// How far ahead of the server's the device's clock was when it re-stamped this record.
+    clock_offset: Option<i64>,
 }
 
 /// Maps, tells a re-stamp from an edit, tidies, and applies an edit by last-write-wins at
@@ -142,21 +154,20 @@ fn apply_change(
     sent: &Change,
 ) -> rusqlite::Result<Applied> {
     let Some(change) = map_to_account(sent, scope.inbox, &scope.aliases) else {
-        return Ok(Applied::Kept);
+        return Ok(Applied::default());
     };
     let (account, device, kind) = (scope.account, scope.device, change.kind);
     let upload = Upload::of(&change);
     let copy = held(tx, account, device, kind, &change.id)?;
     uploaded(tx, account, device, &change, &upload)?;
-    if let Some(copy) = copy.filter(|copy| copy.holds(&upload)) {
-        let stored = load(tx, account, kind, &change.id)?;
-        let behind = stored.is_some_and(|row| row.fingerprint != upload.fingerprint);
-        if behind {
-            ensure_applied(tx, clock, account, kind, &change.id, None)?;
-        }
-        return Ok(Applied::Restamped {
-            offset: copy.restamp_offset(&upload),
-            resend: behind.then_some((kind, change.id)),
+    if let Some(copy) = copy
+        && (copy.holds(&upload)
+            || copy.same_time(&upload)
+            || tidied_by_the_client(tx, scope, &copy, &change, &upload)?)
+    {
+        return Ok(Applied {
+            clock_offset: copy.restamp_offset(&upload),
+            ..deliver(tx, clock, account, &change, &upload)?
         });
     }
 
@@ -175,32 +186,76 @@ fn apply_change(
         instant: row.version,
         body: &row.body,
     });
-    match decide(&incoming, stored_version.as_ref()) {
-        Decision::Same => Ok(Applied::Kept),
-        Decision::Insert | Decision::Replace => {
-            change.version = instant;
-            // A tidied upload is the server's own edit: every device, the sender included,
-            // must receive it.
-            let origin = (!tidied).then_some(device);
-            store(tx, clock, account, origin, &change)?;
-            let replaced = stored.and_then(|row| row.updated_at);
-            ensure_applied(tx, clock, account, kind, &change.id, replaced)?;
-            if change.deleted {
-                tidy_after_delete(tx, clock, account, scope.inbox, &change)?;
-            }
-            Ok(Applied::Kept)
-        }
-        Decision::Lose => {
-            ensure_applied(tx, clock, account, kind, &change.id, None)?;
-            // A task-tag link has no id of its own, and `conflicts` must hold UUIDs (the
-            // desktop parses them strictly): its winner is sent back all the same.
-            let has_uuid = kind != Kind::TaskTag || change.deleted;
-            Ok(Applied::Lost {
-                conflict: has_uuid.then(|| sent.id.clone()),
-                winner: (kind, change.id),
-            })
+    let decision = decide(&incoming, stored_version.as_ref());
+    let written_again_later = stored.as_ref().is_some_and(|row| row.version < instant);
+    if decision == Decision::Same && written_again_later {
+        // The same content written again later (by another device, or an edit that tidying
+        // undid): it competes from now on at the later instant, but is no change to send.
+        postpone(tx, account, kind, &change.id, instant)?;
+    }
+    if let Decision::Insert | Decision::Replace = decision {
+        change.version = instant;
+        // A tidied upload is the server's own edit: every device, the sender included,
+        // must receive it.
+        let origin = (!tidied).then_some(device);
+        store(tx, clock, account, origin, &change)?;
+        let replaced = stored.and_then(|row| row.updated_at);
+        ensure_applied(tx, clock, account, kind, &change.id, replaced)?;
+        if change.deleted {
+            tidy_after_delete(tx, clock, account, scope.inbox, &change)?;
         }
     }
+    // A task-tag link has no id of its own, and `conflicts` must hold UUIDs (the desktop
+    // parses them strictly): its winner is sent back all the same.
+    let has_uuid = kind != Kind::TaskTag || change.deleted;
+    Ok(Applied {
+        conflict: (decision == Decision::Lose && has_uuid).then(|| sent.id.clone()),
+        ..deliver(tx, clock, account, &change, &upload)?
+    })
+}
+
+/// Whether the upload is only the device's copy as the client tidies it on its own (see
+/// [`as_tidied_by_device`]). The client may also have re-stamped it before, on applying
+/// it; an edit that only did the same would change nothing either.
+fn tidied_by_the_client(
+    tx: &Connection,
+    scope: &Scope,
+    copy: &Copy,
+    change: &Change,
+    upload: &Upload,
+) -> rusqlite::Result<bool> {
+    if change.kind != Kind::Task || change.deleted {
+        return Ok(false);
+    }
+    let tidied = as_tidied_by_device(
+        tx,
+        scope.account,
+        scope.inbox,
+        &copy.body,
+        &change.body,
+        &scope.deleted_by_device,
+    )?;
+    Ok(fingerprint::content(Kind::Task, false, &tidied) == upload.fingerprint)
+}
+
+/// Where the device, having sent `upload`, holds something other than the stored version,
+/// makes sure it will apply the stored one, and has it sent.
+fn deliver(
+    tx: &Connection,
+    clock: &mut Clock,
+    account: &str,
+    change: &Change,
+    upload: &Upload,
+) -> rusqlite::Result<Applied> {
+    let stored = load(tx, account, change.kind, &change.id)?;
+    if stored.is_none_or(|row| row.fingerprint == upload.fingerprint) {
+        return Ok(Applied::default());
+    }
+    ensure_applied(tx, clock, account, change.kind, &change.id, None)?;
+    Ok(Applied {
+        resend: Some((change.kind, change.id.clone())),
+        ..Applied::default()
+    })
 }
 
 #[cfg(test)]
@@ -256,7 +311,7 @@ mod tests {
     #[test]
     fn a_newer_tombstone_deletes_and_an_older_update_loses_to_it() {
         let mut db = Database::new();
-        db.sync(LAPTOP, None, &[task("Write report", WORK, &[], T1)]);
+        db.sync(LAPTOP, None, &[task("Write report", WORK, &[], T0)]);
         let gone = deleted(REPORT, "task", T2);
         db.sync(PHONE, None, std::slice::from_ref(&gone));
         let late = db.sync(

@@ -12,6 +12,7 @@ use crate::protocol::{Kind, parse_request};
 pub const ACCOUNT: &str = "default";
 pub const LAPTOP: &str = "8555eb33-3505-42b5-b029-341b1734ad31";
 pub const PHONE: &str = "0f8e4a52-6c1b-4d7e-9a43-2b5c8d9e1f70";
+pub const DESKTOP: &str = "c3a9d1e2-7f4b-4c8d-9e0a-1b2c3d4e5f60";
 pub const LAPTOP_INBOX: &str = "e47412ad-4c51-467d-be5f-966fb7d0db5d";
 pub const PHONE_INBOX: &str = "7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d";
 pub const WORK: &str = "7a2e964d-f566-4108-aed1-135b62afefac";
@@ -19,6 +20,7 @@ pub const ERRANDS: &str = "083f62a4-7e11-459f-9403-9136b2e4b7b8";
 pub const REPORT: &str = "55794518-c168-4fc8-9cdf-17cfa7eca7be";
 /// A `last_sync` before every stamp the tests hand out, so feeds hold all but echoes.
 pub const LONG_AGO: &str = "2000-01-01T00:00:00.000Z";
+pub const T0: &str = "2026-11-24T22:45:20.000000000Z";
 pub const T1: &str = "2026-11-24T22:45:21.000000001Z";
 pub const T2: &str = "2026-11-24T22:45:21.000000002Z";
 /// The default skew allowance, 300 s.

@@ -1,6 +1,8 @@
 //! Referential tidying: a task never points at a deleted list or tag, whether the delete
 //! arrives before the task (the upload is tidied) or after it (the stored tasks are).
 
+use std::collections::HashSet;
+
 use rusqlite::{Connection, params};
 use serde_json::{Map, Value};
 
@@ -46,6 +48,57 @@ pub fn tidy_references(
     }
     let tidied = change.body != before;
     Ok((change, tidied))
+}
+
+/// What a device's copy of a task becomes when the device itself tidies it towards `upload`:
+/// the client moves a task to its inbox when it applies a list delete, and drops a tag when
+/// it applies a tag delete, without re-stamping the task. So the copy moves to the inbox if
+/// the upload is there and the copy's list is deleted, and loses each tag the upload lacks
+/// that is deleted, on the server or by the device's own request (`deleted_by_device`, which
+/// it applied whether or not the deletes won).
+pub fn as_tidied_by_device(
+    tx: &Connection,
+    account: &str,
+    account_inbox: Option<&String>,
+    copy: &Map<String, Value>,
+    upload: &Map<String, Value>,
+    deleted_by_device: &HashSet<(Kind, String)>,
+) -> rusqlite::Result<Map<String, Value>> {
+    let deleted =
+        |kind: Kind, id: &str| -> rusqlite::Result<bool> {
+            Ok(deleted_by_device.contains(&(kind, id.to_owned()))
+                || is_deleted(tx, account, kind, id)?)
+        };
+    let mut tidied = copy.clone();
+    let list_of = |body: &Map<String, Value>| {
+        body.get("list_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    if let (Some(inbox), Some(list)) = (account_inbox, list_of(copy))
+        && list_of(upload).as_ref() == Some(inbox)
+        && deleted(Kind::List, &list)?
+    {
+        tidied.insert("list_id".into(), Value::from(inbox.as_str()));
+    }
+    let kept_by_upload = match upload.get("tag_ids") {
+        Some(Value::Array(tags)) => tags.clone(),
+        _ => Vec::new(),
+    };
+    if let Some(Value::Array(tags)) = copy.get("tag_ids") {
+        let mut kept = Vec::with_capacity(tags.len());
+        for tag in tags {
+            let dropped = match tag.as_str() {
+                Some(id) => !kept_by_upload.contains(tag) && deleted(Kind::Tag, id)?,
+                None => false,
+            };
+            if !dropped {
+                kept.push(tag.clone());
+            }
+        }
+        tidied.insert("tag_ids".into(), Value::Array(kept));
+    }
+    Ok(tidied)
 }
 
 /// After a list or tag is deleted, moves its tasks to the inbox or strips the tag from them.
