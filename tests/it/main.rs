@@ -3,6 +3,9 @@
 //! interface. One module per area; the request fixtures are read from `tests/fixtures/`.
 
 mod cli;
+mod convergence;
+mod desktop_model;
+mod desktop_replay;
 mod harness;
 mod http_errors;
 mod lifecycle;
