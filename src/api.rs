@@ -97,7 +97,7 @@ async fn sync(request: Request<Incoming>, state: &AppState) -> HttpResponse {
                 eprintln!("warning: account {account:?}: {warning}");
             }
             state.activity.record_sync();
-            json(StatusCode::OK, &sync_response(outcome, &config))
+            json(StatusCode::OK, &sync_response(outcome))
         }
         Err(StoreError::WriterGone) => shutting_down(),
         Err(StoreError::Database(e)) => {
@@ -181,10 +181,9 @@ async fn read_body(request: Request<Incoming>, limit: u64) -> Result<Bytes, Box<
     }
 }
 
-/// Puts the store's answer on the wire: `server_time` set back by the skew allowance,
-/// defaults filled, the inbox under the device's own id, records grouped by kind.
-fn sync_response(outcome: SyncOutcome, config: &Config) -> SyncResponse {
-    let allowance = i64::try_from(config.clock_skew_allowance.as_nanos()).unwrap_or(i64::MAX);
+/// Puts the store's answer on the wire: defaults filled, the inbox under the device's own
+/// id, records grouped by kind.
+fn sync_response(outcome: SyncOutcome) -> SyncResponse {
     let inbox = outcome.inbox.as_ref().map(|ids| protocol::InboxRename {
         account_inbox: &ids.account_inbox,
         device_inbox: ids.device_inbox.as_deref().unwrap_or(&ids.account_inbox),
@@ -209,7 +208,7 @@ fn sync_response(outcome: SyncOutcome, config: &Config) -> SyncResponse {
         .collect();
     records.sort_by_key(|(group, _)| *group);
     SyncResponse {
-        server_time: format_server_time(outcome.horizon.saturating_sub(allowance)),
+        server_time: format_server_time(outcome.server_time),
         changes: records.into_iter().map(|(_, value)| value).collect(),
         conflicts: outcome.conflicts,
     }

@@ -222,15 +222,11 @@ fn a_clock_off_by_more_than_the_allowance_is_reported_once() {
     let mut db = Database::new();
     db.sync(LAPTOP, None, &[task("Write report", WORK, &[], T1)]);
     db.sync(PHONE, None, &[]);
-    db.sync(
-        LAPTOP,
-        Some(LONG_AGO),
-        &[task("Write the report", WORK, &[], T2)],
-    );
-    db.sync(PHONE, Some(LONG_AGO), &[]);
+    db.sync(LAPTOP, None, &[task("Write the report", WORK, &[], T2)]);
+    db.sync(PHONE, None, &[]);
     // The phone, an hour fast, applied the edit and re-stamped it with its own clock.
     let restamped = task("Write the report", WORK, &[], &at(3600));
-    let first = db.sync(PHONE, Some(LONG_AGO), std::slice::from_ref(&restamped));
+    let first = db.sync(PHONE, None, std::slice::from_ref(&restamped));
     let warning = first.clock_warning.expect("an hour off is reported");
     assert_eq!(warning.device, PHONE);
     let hour = 3_600_000_000_000_i64;
@@ -240,17 +236,9 @@ fn a_clock_off_by_more_than_the_allowance_is_reported_once() {
         warning.offset
     );
     assert!(warning.to_string().contains(&format!("device {PHONE}")));
-    db.sync(
-        LAPTOP,
-        Some(LONG_AGO),
-        &[task("Write it", WORK, &[], &at(0))],
-    );
-    db.sync(PHONE, Some(LONG_AGO), &[]);
-    let again = db.sync(
-        PHONE,
-        Some(LONG_AGO),
-        &[task("Write it", WORK, &[], &at(3600))],
-    );
+    db.sync(LAPTOP, None, &[task("Write it", WORK, &[], &at(0))]);
+    db.sync(PHONE, None, &[]);
+    let again = db.sync(PHONE, None, &[task("Write it", WORK, &[], &at(3600))]);
     assert_eq!(again.clock_warning, None);
 }
 
@@ -333,4 +321,29 @@ fn the_same_content_written_again_later_competes_at_the_later_time() {
     let late = db.sync(DESKTOP, None, &[task("Report", WORK, &[], &at(-20))]);
     assert_eq!(late.conflicts, [REPORT]);
     assert_eq!(stored(&db)["title"], "Write report");
+}
+
+#[test]
+fn a_clock_far_behind_shows_in_the_last_sync_of_the_apps_that_keep_their_own_time() {
+    let mut db = Database::new();
+    // The TUI and the mobile app keep the earlier of their own clock (read before the sync)
+    // and `server_time`: ten minutes behind, that is their own clock.
+    db.sync(PHONE, None, &[]);
+    let phone = db.sync(PHONE, Some(&at(-600)), &[]);
+    let warning = phone.clock_warning.expect("ten minutes behind is reported");
+    let ten_minutes = 600_000_000_000_i64;
+    assert!(
+        (warning.offset + ten_minutes).abs() < 5_000_000_000,
+        "{}",
+        warning.offset
+    );
+    assert!(
+        warning.to_string().contains("behind the server's"),
+        "{warning}"
+    );
+    // The desktop CLI keeps `server_time` as it is: nothing to tell from it.
+    let mut db = Database::new();
+    let first = db.sync(LAPTOP, None, &[]);
+    let server_time = format_server_time(first.server_time);
+    assert_eq!(db.sync(LAPTOP, Some(&server_time), &[]).clock_warning, None);
 }

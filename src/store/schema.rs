@@ -35,7 +35,8 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;",
     // 2: what each device holds of each record, so a re-stamped copy is told from an edit;
     // each record's content fingerprint and the instant of its `updated_at` (backfilled by
-    // `records::backfill` for rows written by schema 1); each device's clock offset.
+    // `records::backfill` for rows written by schema 1); each device's clock offset and when
+    // its last request arrived, with its `last_sync` and the `server_time` it was answered with.
     "ALTER TABLE records ADD COLUMN fingerprint BLOB NOT NULL DEFAULT x'';
     ALTER TABLE records ADD COLUMN updated_at INTEGER;
     CREATE TABLE device_copies (
@@ -51,7 +52,10 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (account, kind, id, device)
     ) WITHOUT ROWID;
     ALTER TABLE devices ADD COLUMN clock_offset INTEGER;
-    ALTER TABLE devices ADD COLUMN clock_warned INTEGER NOT NULL DEFAULT 0;",
+    ALTER TABLE devices ADD COLUMN clock_warned INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE devices ADD COLUMN last_received_at INTEGER;
+    ALTER TABLE devices ADD COLUMN last_server_time INTEGER;
+    ALTER TABLE devices ADD COLUMN last_last_sync INTEGER;",
 ];
 
 /// Brings the schema up to date, refusing a database written by a newer release.

@@ -9,7 +9,7 @@ use super::clock::Clock;
 use super::copies::{Copy, Upload, held, sent, uploaded};
 use super::decide::{Decision, Version, decide};
 use super::delivery::ensure_applied;
-use super::device_clock::{ClockWarning, note_offset};
+use super::device_clock::{ClockWarning, note_offset, offset_from_last_sync, remember_answer};
 use super::feed::{OutgoingRecord, changed_since, load_outgoing};
 use super::fingerprint;
 use super::inbox::{InboxIds, device_inbox, inbox_aliases, map_to_account, register_inboxes};
@@ -20,8 +20,9 @@ use crate::protocol::{Change, Kind, SyncRequest};
 /// What the server answers a sync request with, before it is put on the wire.
 #[derive(Debug)]
 pub struct SyncOutcome {
-    /// Every later change gets a stamp after this instant (not yet set back for skew).
-    pub horizon: i64,
+    /// The `server_time` to answer with: every later change gets a stamp after it, and it is
+    /// set back by the skew allowance.
+    pub server_time: i64,
     pub records: Vec<OutgoingRecord>,
     /// Ids, as the device sent them, of incoming versions that lost to a stored one.
     pub conflicts: Vec<String>,
@@ -62,7 +63,12 @@ pub fn apply(
 
     let mut conflicts = Vec::new();
     let mut to_resend = Vec::new();
-    let mut offsets = Vec::new();
+    let mut offsets = Vec::from_iter(offset_from_last_sync(
+        tx,
+        account,
+        device,
+        request.last_sync,
+    )?);
     for change in in_order(&request.changes) {
         let applied = apply_change(tx, clock, &scope, change)?;
         conflicts.extend(applied.conflict);
@@ -75,6 +81,15 @@ pub fn apply(
     };
 
     let horizon = clock.horizon();
+    let server_time = horizon.saturating_sub(skew_allowance);
+    remember_answer(
+        tx,
+        account,
+        device,
+        scope.received_at,
+        request.last_sync,
+        server_time,
+    )?;
     let mut records = changed_since(tx, account, device, request.last_sync)?;
     let mut in_feed: HashSet<(Kind, String)> = records
         .iter()
@@ -98,7 +113,7 @@ pub fn apply(
         None => None,
     };
     Ok(SyncOutcome {
-        horizon,
+        server_time,
         records: records.into_iter().map(|(_, _, record)| record).collect(),
         conflicts,
         inbox,
