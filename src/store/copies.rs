@@ -120,7 +120,8 @@ pub fn uploaded(
 
 /// The device was sent the stored version of a record at `sent_at` (server clock). Where it
 /// already held that content, its copy keeps the later of the two `updated_at`s: a client
-/// only ever moves a row's `updated_at` forward.
+/// only ever moves a row's `updated_at` forward. A copy that already says the same, dated
+/// as late, is left alone (the client will not apply what it is sent again).
 pub fn sent(
     tx: &Connection,
     account: &str,
@@ -139,7 +140,8 @@ pub fn sent(
                              THEN MAX(updated_at, excluded.updated_at)
                              ELSE excluded.updated_at END,
            fingerprint = excluded.fingerprint, body = excluded.body,
-           sent_at = excluded.sent_at",
+           sent_at = excluded.sent_at
+         WHERE fingerprint != excluded.fingerprint OR updated_at < excluded.updated_at",
     )?
     .execute(params![account, kind.as_str(), id, device, sent_at])?;
     Ok(())
