@@ -653,7 +653,7 @@ TIMELINE=                 # the actions in real-time order, with their times (in
 
 # Edits the desktop TUI makes and the CLI cannot (title edit, tag/untag an existing task) or
 # makes without a tombstone (`tickit delete`), done as tickit 0.5.8's own code does them, in
-# the device's database: tui_edit.py DB OFFSET_SECS OP ARGS...
+# the device's database, by tests/client_db.py DB OFFSET_SECS OP ARGS... (foreign keys on):
 #   retitle TITLE NEW       save_task -> update_task: the row, updated_at = the device's now
 #   tag|untag TITLE TAG     save_task with that tag toggled: the task_tags row, and the same
 #   delete-task TITLE       execute_confirm: delete_task, then record_tombstone(id, 'task')
@@ -661,85 +661,12 @@ TIMELINE=                 # the actions in real-time order, with their times (in
 #                           updated_at untouched), then record_tombstone(id, 'list')
 #   delete-tag NAME         execute_confirm: delete_tag, then record_tombstone(id, 'tag')
 # "Now" is the device's clock: real UTC now + OFFSET_SECS, written as chrono's to_rfc3339().
-TUI_EDIT="$WORK/tui_edit.py"
-cat >"$TUI_EDIT" <<'PY'
-import sqlite3, sys, time
-from datetime import datetime, timezone
+CLIENT_DB="$PWD/tests/client_db.py"
 
-db, offset, op, args = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
-
-def device_now():
-    """Utc::now().to_rfc3339() on the device: 0, 3, 6 or 9 fraction digits, whichever is
-    exact, and "+00:00"."""
-    secs, nanos = divmod(time.time_ns() + offset * 10**9, 10**9)
-    if nanos == 0:
-        frac = ""
-    elif nanos % 10**6 == 0:
-        frac = f".{nanos // 10**6:03d}"
-    elif nanos % 10**3 == 0:
-        frac = f".{nanos // 10**3:06d}"
-    else:
-        frac = f".{nanos:09d}"
-    return datetime.fromtimestamp(secs, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + frac + "+00:00"
-
-def one_id(sql, key):
-    ids = [r[0] for r in con.execute(sql, (key,))]
-    assert len(ids) == 1, f"expected one row for {key!r} ({sql}), found {len(ids)}"
-    return ids[0]
-
-def task_id(title):
-    return one_id("SELECT id FROM tasks WHERE title = ?", title)
-
-def tag_id(name):
-    return one_id("SELECT id FROM tags WHERE name = ?", name)
-
-def touch(task):
-    con.execute("UPDATE tasks SET updated_at = ? WHERE id = ?", (now, task))
-
-def tombstone(rid, record_type):
-    con.execute("INSERT OR REPLACE INTO sync_tombstones (id, record_type, deleted_at) VALUES (?, ?, ?)",
-                (rid, record_type, now))
-
-con = sqlite3.connect(db)
-con.execute("PRAGMA foreign_keys = ON")  # as in the client (rusqlite's bundled SQLite)
-now = device_now()
-with con:
-    if op == "retitle":
-        title, new = args
-        con.execute("UPDATE tasks SET title = ?, updated_at = ? WHERE id = ?", (new, now, task_id(title)))
-    elif op in ("tag", "untag"):
-        title, tag = args
-        t, g = task_id(title), tag_id(tag)
-        if op == "tag":
-            con.execute("INSERT INTO task_tags (task_id, tag_id) VALUES (?, ?)", (t, g))
-        else:
-            n = con.execute("DELETE FROM task_tags WHERE task_id = ? AND tag_id = ?", (t, g)).rowcount
-            assert n == 1, f"task {title!r} does not carry tag {tag!r}"
-        touch(t)
-    elif op == "delete-task":
-        t = task_id(args[0])
-        con.execute("DELETE FROM tasks WHERE id = ?", (t,))
-        tombstone(t, "task")
-    elif op == "delete-list":
-        l = one_id("SELECT id FROM lists WHERE name = ? AND is_inbox = 0", args[0])
-        inbox = one_id("SELECT id FROM lists WHERE is_inbox = ?", 1)
-        moved = con.execute("UPDATE tasks SET list_id = ? WHERE list_id = ?", (inbox, l)).rowcount
-        con.execute("DELETE FROM lists WHERE id = ? AND is_inbox = 0", (l,))
-        tombstone(l, "list")
-        print(f"{moved} task(s) moved to the inbox")
-    elif op == "delete-tag":
-        g = tag_id(args[0])
-        con.execute("DELETE FROM tags WHERE id = ?", (g,))
-        tombstone(g, "tag")
-    else:
-        sys.exit(f"unknown op {op}")
-print(f"{op} {args} done at device time {now}")
-PY
-
-# tui DEV OP ARGS...: tui_edit.py on DEV's database with DEV's clock offset.
+# tui DEV OP ARGS...: client_db.py on DEV's database with DEV's clock offset.
 tui() {
   local dev=$1; shift
-  python3 "$TUI_EDIT" "${DEV_HOME[$dev]}/.config/tickit/tickit.sqlite" "${DEV_OFFSET[$dev]}" "$@"
+  python3 "$CLIENT_DB" "${DEV_HOME[$dev]}/.config/tickit/tickit.sqlite" "${DEV_OFFSET[$dev]}" "$@"
 }
 
 # tk_must DEV ARGS...: tk, failing also when the client says "... not found" (it exits 0 then).
