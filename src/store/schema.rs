@@ -49,8 +49,8 @@ const MIGRATIONS: &[&str] = &[
         updated_at  INTEGER,
         sent_at     INTEGER,
         last_upload BLOB,
-        PRIMARY KEY (account, kind, id, device)
-    ) WITHOUT ROWID;
+        UNIQUE (account, kind, id, device)
+    );
     ALTER TABLE devices ADD COLUMN clock_offset INTEGER;
     ALTER TABLE devices ADD COLUMN clock_warned INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE devices ADD COLUMN last_received_at INTEGER;
