@@ -1,5 +1,7 @@
 //! One sync request applied inside a transaction, composed from the rule families beside it:
-//! inbox mapping, tidying, the last-write-wins decision, storing, and the change feed.
+//! inbox mapping, what each device holds (a re-stamp is not an edit), tidying, the
+//! last-write-wins decision, delivery of the winner, storing, the device's clock, and the
+//! change feed.
 
 use std::collections::HashSet;
 
@@ -129,7 +131,7 @@ struct Scope<'a> {
     aliases: HashSet<String>,
     /// No version competes as if made later than this (server clock).
     received_at: i64,
-    /// The lists and tags this request deletes (mapped to the account's ids).
+    /// The records this request deletes: the device applied those deletes to what it sends.
     deleted_by_device: HashSet<(Kind, String)>,
 }
 
