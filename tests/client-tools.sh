@@ -1,15 +1,20 @@
-# Sourced by tests/real-client.sh and tests/fixtures/capture-desktop.sh: the real desktop
-# client, tickit 0.5.8, and Debian's faketime, installed when missing. The caller defines
-# log and die. Sets TICKIT_VERSION, TICKIT_ROOT (default ~/.cache/tickit-sync-ci/tickit,
-# kept between runs because building tickit takes 3-4 minutes) and TICKIT (the binary).
+# Sourced by the scripts that drive the real desktop client (tests/real-client.sh,
+# tests/fixtures/capture-desktop.sh, tests/fixtures/record-sequences.sh): tickit 0.5.8 and
+# Debian's faketime, installed when missing, python3 with sqlite3 (tests/client_db.py edits
+# the client's database), and the server binary. The caller defines log and die. Sets
+# TICKIT_VERSION, TICKIT_ROOT (default ~/.cache/tickit-sync-ci/tickit, kept between runs
+# because building tickit takes 3-4 minutes) and TICKIT (the binary).
 
 TICKIT_VERSION=0.5.8
 TICKIT_ROOT=${TICKIT_ROOT:-$HOME/.cache/tickit-sync-ci/tickit}
 TICKIT="$TICKIT_ROOT/bin/tickit"
 TOOLS_INSTALL_TIMEOUT=1800 # seconds, for building tickit or installing faketime
 
-# Installs tickit $TICKIT_VERSION into $TICKIT_ROOT and faketime, each only when missing.
+# Installs tickit $TICKIT_VERSION into $TICKIT_ROOT and faketime, each only when missing;
+# python3 with its sqlite3 module must be there already.
 ensure_client_tools() {
+  command -v python3 >/dev/null || die "python3 is required"
+  python3 -c 'import sqlite3' 2>/dev/null || die "python3 lacks the sqlite3 module"
   if timeout 60 "$TICKIT" --version 2>/dev/null | grep -qx "tickit $TICKIT_VERSION"; then
     log "using $("$TICKIT" --version) at $TICKIT"
   else
@@ -27,4 +32,22 @@ ensure_client_tools() {
     "${sudo[@]}" timeout "$TOOLS_INSTALL_TIMEOUT" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q faketime \
       || die "could not install faketime"
   fi
+}
+
+# Sets SERVER_BIN to the absolute path of the server to test: $TICKIT_SYNC_BIN if set, else
+# the debug build of this repository, built first.
+find_server_binary() {
+  local repo
+  repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  if [ -n "${TICKIT_SYNC_BIN:-}" ]; then
+    SERVER_BIN=$TICKIT_SYNC_BIN
+  else
+    (cd "$repo" && cargo build --quiet) || die "cargo build failed"
+    local target_dir
+    target_dir=$(cd "$repo" && cargo metadata --format-version 1 --no-deps \
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+    SERVER_BIN="$target_dir/debug/tickit-sync"
+  fi
+  [ -x "$SERVER_BIN" ] || die "server binary $SERVER_BIN not found"
+  SERVER_BIN=$(realpath "$SERVER_BIN")
 }

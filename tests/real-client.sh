@@ -45,22 +45,10 @@ die() { printf 'real-client: FATAL: %s\nreal-client: 0 passed, 1 failed\n' "$*" 
 # ---------------------------------------------------------------------------------------
 # 1. Tools: tickit 0.5.8, faketime, python3, the server.
 # ---------------------------------------------------------------------------------------
-command -v python3 >/dev/null || die "python3 is required"
-
 # shellcheck source=tests/client-tools.sh
 source tests/client-tools.sh
 ensure_client_tools
-
-if [ -n "${TICKIT_SYNC_BIN:-}" ]; then
-  SERVER_BIN=$TICKIT_SYNC_BIN
-else
-  cargo build
-  target_dir=$(cargo metadata --format-version 1 --no-deps \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-  SERVER_BIN="$target_dir/debug/tickit-sync"
-fi
-[ -x "$SERVER_BIN" ] || die "server binary $SERVER_BIN not found"
-SERVER_BIN=$(cd "$(dirname "$SERVER_BIN")" && pwd)/$(basename "$SERVER_BIN")
+find_server_binary
 
 # ---------------------------------------------------------------------------------------
 # Bookkeeping, cleanup.
