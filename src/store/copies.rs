@@ -12,8 +12,9 @@ use crate::protocol::{Change, Kind};
 /// One device's copy of one record.
 pub struct Copy {
     fingerprint: Vec<u8>,
-    /// What the copy says, in the account's ids.
-    pub body: Map<String, Value>,
+    /// What the copy says, in the account's ids, as stored (JSON): only the check for a
+    /// copy the client tidied itself reads it.
+    body: String,
     updated_at: Option<i64>,
     /// When the server sent this copy, if it did (rather than the device uploading it).
     sent_at: Option<i64>,
@@ -44,6 +45,11 @@ impl Copy {
     /// `updated_at`, or the very upload it made last.
     pub fn holds(&self, upload: &Upload) -> bool {
         self.fingerprint == upload.fingerprint || self.last_upload.as_ref() == Some(&upload.exact)
+    }
+
+    /// What the copy says, in the account's ids.
+    pub fn body(&self) -> Map<String, Value> {
+        serde_json::from_str(&self.body).unwrap_or_default()
     }
 
     /// Whether the upload carries the very `updated_at` of the device's copy. The client
@@ -80,7 +86,7 @@ pub fn held(
     .query_row(params![account, kind.as_str(), id, device], |row| {
         Ok(Copy {
             fingerprint: row.get(0)?,
-            body: serde_json::from_str(&row.get::<_, String>(1)?).unwrap_or_default(),
+            body: row.get(1)?,
             updated_at: row.get(2)?,
             sent_at: row.get(3)?,
             last_upload: row.get(4)?,

@@ -248,7 +248,7 @@ fn tidied_by_the_client(
         tx,
         scope.account,
         scope.inbox,
-        &copy.body,
+        &copy.body(),
         &change.body,
         &scope.deleted_by_device,
     )?;
