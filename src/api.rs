@@ -74,7 +74,7 @@ async fn sync(request: Request<Incoming>, state: &AppState) -> HttpResponse {
         return shutting_down();
     }
     let config = state.config.borrow().clone();
-    let account = match authenticate(&request, &config) {
+    let account = match authenticate(&request, &config).await {
         Ok(account) => account,
         Err(response) => return *response,
     };
@@ -112,8 +112,12 @@ async fn sync(request: Request<Incoming>, state: &AppState) -> HttpResponse {
     }
 }
 
-/// The account of the request's bearer token, or the 401 to send.
-fn authenticate(request: &Request<Incoming>, config: &Config) -> Result<String, Box<HttpResponse>> {
+/// The account of the request's bearer token, or the 401 to send. A token of the original
+/// server's argon2 entries may wait for its one verification (see `tokens`).
+async fn authenticate(
+    request: &Request<Incoming>,
+    config: &Config,
+) -> Result<String, Box<HttpResponse>> {
     let header = request
         .headers()
         .get(AUTHORIZATION)
@@ -139,7 +143,7 @@ fn authenticate(request: &Request<Incoming>, config: &Config) -> Result<String, 
             ));
         }
     };
-    match config.tokens.account_of(token) {
+    match config.tokens.account_of(token).await {
         Some(account) => Ok(account.to_owned()),
         None => Err(unauthorized(
             "unknown token: it is not in the server's config (revoked, or mistyped); \

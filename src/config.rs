@@ -306,8 +306,8 @@ mod tests {
         assert_eq!(config.clock_skew_allowance, Duration::from_secs(300));
     }
 
-    #[test]
-    fn example_config_is_the_template_plus_tokens_and_loads() {
+    #[tokio::test]
+    async fn example_config_is_the_template_plus_tokens_and_loads() {
         let example = include_str!("../config.example.toml");
         assert!(
             example.starts_with(&template()),

@@ -67,6 +67,7 @@ async fn run_watcher(
         let outcome = match config::load(&path, &overrides) {
             Ok(new) => {
                 warn_about_restart_only_settings(&published.borrow(), &new);
+                new.tokens.keep_verified_from(&published.borrow().tokens);
                 eprintln!(
                     "reloaded {} ({reason}): {} tokens",
                     path.display(),

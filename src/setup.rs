@@ -60,7 +60,8 @@ pub fn add_token(path: &Path, name: &str, account: Option<&str>) -> Result<(), S
     Ok(())
 }
 
-/// `token --list`: names and accounts of the tokens in the file.
+/// `token --list`: names and accounts of the tokens in the file, and how each is stored
+/// (`sha256`, `argon2` or `plaintext`; never the secret).
 pub fn list_tokens(path: &Path) -> Result<(), String> {
     let file = config::read_file(path)?;
     if file.tokens.is_empty() {
@@ -72,7 +73,11 @@ pub fn list_tokens(path: &Path) -> Result<(), String> {
     }
     for entry in &file.tokens {
         let account = entry.account.as_deref().unwrap_or(tokens::DEFAULT_ACCOUNT);
-        println!("{}\taccount: {account}", entry.name);
+        let stored = match entry.secret_kind() {
+            Ok(kind) => kind.to_owned(),
+            Err(e) => format!("invalid: {e}"),
+        };
+        println!("{}\taccount: {account}\tstored: {stored}", entry.name);
     }
     Ok(())
 }

@@ -3,15 +3,21 @@
 //!
 //! Tokens carry 256 random bits, so one SHA-256 is enough to make the stored form useless to a
 //! reader of the config; a slow password hash (what the original server used) would only make
-//! every request slow.
+//! every request slow. The original server's argon2 entries are still accepted: [`phc`]
+//! verifies each device's token once and remembers it.
+
+mod phc;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use rand::RngCore;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, value};
+
+use phc::PhcTokens;
 
 /// Every token starts with this, so a leaked one is easy to recognise.
 pub const TOKEN_PREFIX: &str = "tks_";
@@ -28,13 +34,91 @@ pub struct TokenEntry {
     token: Option<String>,
     /// `sha256:<hex>`, as `tickit-sync token` writes it.
     hash: Option<String>,
+    /// What the original server's `token` command wrote: an argon2 PHC string, or the
+    /// plaintext token when the value is not one.
+    token_hash: Option<String>,
     pub account: Option<String>,
 }
 
-/// The accepted tokens, ready for constant-time lookup.
-#[derive(Debug, Clone, Default)]
+/// How an entry's secret is checked.
+enum Secret {
+    /// The SHA-256 of the token, from a plaintext or a `sha256:` entry.
+    Digest {
+        digest: [u8; 32],
+        kind: &'static str,
+    },
+    /// An argon2 PHC string.
+    Argon2(argon2::password_hash::PasswordHashString),
+}
+
+impl TokenEntry {
+    /// What the entry stores, for `token --list`: `sha256`, `argon2` or `plaintext` (never
+    /// the secret itself), or why the entry is invalid.
+    pub fn secret_kind(&self) -> Result<&'static str, String> {
+        Ok(match self.secret()? {
+            Secret::Digest { kind, .. } => kind,
+            Secret::Argon2(_) => "argon2",
+        })
+    }
+
+    /// Checks that the entry has exactly one of `token`, `hash` or `token_hash`, well formed.
+    fn secret(&self) -> Result<Secret, String> {
+        let name = &self.name;
+        let plaintext = |field: &str, token: &str| {
+            if token.is_empty() {
+                return Err(format!(
+                    "token {name:?}: {field} is empty; put the token between the quotes"
+                ));
+            }
+            Ok(Secret::Digest {
+                digest: digest(token),
+                kind: "plaintext",
+            })
+        };
+        match (&self.token, &self.hash, &self.token_hash) {
+            (Some(token), None, None) => plaintext("token", token),
+            (None, Some(hash), None) => match parse_hash(hash) {
+                Some(digest) => Ok(Secret::Digest {
+                    digest,
+                    kind: "sha256",
+                }),
+                None => Err(format!(
+                    "token {name:?}: hash must be \"sha256:\" and 64 hex digits, as written by \
+                     `tickit-sync token`"
+                )),
+            },
+            (None, None, Some(value)) => match phc::parse(value) {
+                None => plaintext("token_hash", value),
+                Some(Ok(hash)) => Ok(Secret::Argon2(hash)),
+                Some(Err(reason)) => Err(format!(
+                    "token {name:?}: token_hash is a PHC string argon2 cannot verify ({reason}); \
+                     replace it: `tickit-sync token --revoke {name}`, then \
+                     `tickit-sync token --name {name}`"
+                )),
+            },
+            (None, None, None) => Err(format!(
+                "token {name:?}: needs token = \"...\" or hash = \"sha256:...\" (or the \
+                 original server's token_hash = \"...\")"
+            )),
+            (token, hash, token_hash) => {
+                let fields = [("token", token), ("hash", hash), ("token_hash", token_hash)]
+                    .into_iter()
+                    .filter(|(_, set)| set.is_some())
+                    .map(|(field, _)| field)
+                    .collect::<Vec<_>>()
+                    .join(" and ");
+                Err(format!("token {name:?}: has {fields}; keep one"))
+            }
+        }
+    }
+}
+
+/// The accepted tokens, ready for constant-time lookup. Clones share what the argon2 entries
+/// have learnt.
+#[derive(Debug, Clone)]
 pub struct TokenSet {
     entries: Vec<KnownToken>,
+    argon2: Arc<PhcTokens>,
 }
 
 #[derive(Debug, Clone)]
@@ -43,56 +127,66 @@ struct KnownToken {
     account: String,
 }
 
+impl Default for TokenSet {
+    fn default() -> TokenSet {
+        TokenSet {
+            entries: Vec::new(),
+            argon2: Arc::new(PhcTokens::new(Vec::new())),
+        }
+    }
+}
+
 impl TokenSet {
-    /// Validates the entries: each has a name and exactly one of `token` or `hash`.
+    /// Validates the entries: each has a name and exactly one of `token`, `hash` or
+    /// `token_hash`.
     pub fn new(entries: &[TokenEntry]) -> Result<TokenSet, String> {
         let mut known = Vec::with_capacity(entries.len());
+        let mut argon2 = Vec::new();
         for entry in entries {
-            let name = &entry.name;
-            let digest = match (&entry.token, &entry.hash) {
-                (Some(token), None) if !token.is_empty() => digest(token),
-                (None, Some(hash)) => parse_hash(hash).ok_or_else(|| {
-                    format!(
-                        "token {name:?}: hash must be \"sha256:\" and 64 hex digits, as written by \
-                         `tickit-sync token`"
-                    )
-                })?,
-                (Some(_), Some(_)) => {
-                    return Err(format!("token {name:?}: has both token and hash; keep one"));
-                }
-                _ => {
-                    return Err(format!(
-                        "token {name:?}: needs token = \"...\" or hash = \"sha256:...\""
-                    ));
-                }
-            };
-            known.push(KnownToken {
-                digest,
-                account: entry
-                    .account
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_ACCOUNT.into()),
-            });
+            let account = entry
+                .account
+                .clone()
+                .unwrap_or_else(|| DEFAULT_ACCOUNT.into());
+            match entry.secret()? {
+                Secret::Digest { digest, .. } => known.push(KnownToken { digest, account }),
+                Secret::Argon2(hash) => argon2.push((hash, account)),
+            }
         }
-        Ok(TokenSet { entries: known })
+        Ok(TokenSet {
+            entries: known,
+            argon2: Arc::new(PhcTokens::new(argon2)),
+        })
     }
 
-    /// The account a presented token belongs to. Compares against every entry, in constant
-    /// time each, so timing reveals neither the token nor which entry matched.
-    pub fn account_of(&self, presented: &str) -> Option<&str> {
-        let presented = digest(presented);
+    /// The account a presented token belongs to. Compares against every SHA-256 entry and
+    /// every argon2 match verified before, in constant time each, so timing reveals neither
+    /// the token nor which entry matched. Only a token seen for the first time waits for
+    /// argon2 (when the config has argon2 entries).
+    pub async fn account_of(&self, presented: &str) -> Option<&str> {
+        let presented_digest = digest(presented);
         let mut found = None;
         for entry in &self.entries {
-            if bool::from(entry.digest.ct_eq(&presented)) {
+            if bool::from(entry.digest.ct_eq(&presented_digest)) {
                 found = Some(entry.account.as_str());
             }
         }
-        found
+        let verified = self.argon2.verified_account(&presented_digest);
+        match found.or(verified) {
+            Some(account) => Some(account),
+            None => self.argon2.verify(presented, presented_digest).await,
+        }
+    }
+
+    /// Takes over the argon2 matches `previous` (the config this one replaces) verified, for
+    /// entries whose PHC string is unchanged, so a reload does not make every device pay
+    /// argon2 again. Matches of removed entries are dropped: a revoked token stops working.
+    pub fn keep_verified_from(&self, previous: &TokenSet) {
+        self.argon2.keep_verified_from(&previous.argon2);
     }
 
     /// How many tokens are accepted.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.len() + self.argon2.len()
     }
 }
 
@@ -199,6 +293,11 @@ fn write_document(path: &Path, document: &DocumentMut) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    use argon2::{Algorithm, Argon2, Params, Version};
+
     use super::*;
 
     fn entry(name: &str, token: Option<&str>, hash: Option<&str>) -> TokenEntry {
@@ -206,8 +305,33 @@ mod tests {
             name: name.into(),
             token: token.map(Into::into),
             hash: hash.map(Into::into),
+            token_hash: None,
             account: None,
         }
+    }
+
+    /// An entry as the original server wrote it.
+    fn original_entry(name: &str, token_hash: &str, account: Option<&str>) -> TokenEntry {
+        TokenEntry {
+            token_hash: Some(token_hash.into()),
+            account: account.map(Into::into),
+            ..entry(name, None, None)
+        }
+    }
+
+    /// An argon2id PHC string of `token` with the cheapest parameters, so tests stay fast
+    /// (verification takes its parameters from the string).
+    fn cheap_phc(token: &str) -> String {
+        let params = Params::new(8, 1, 1, None).unwrap();
+        let salt = SaltString::encode_b64(b"a test salt").unwrap();
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password(token.as_bytes(), &salt)
+            .unwrap()
+            .to_string()
+    }
+
+    fn argon2_runs(set: &TokenSet) -> usize {
+        set.argon2.verifications.load(Ordering::Relaxed)
     }
 
     #[test]
@@ -218,18 +342,107 @@ mod tests {
         assert_ne!(a, b);
     }
 
-    #[test]
-    fn plaintext_and_hashed_entries_both_authenticate() {
+    #[tokio::test]
+    async fn plaintext_and_hashed_entries_both_authenticate() {
         let token = generate();
         let set = TokenSet::new(&[
             entry("seed", Some("token-1"), None),
             entry("new", None, Some(&hash_for_config(&token))),
         ])
         .unwrap();
-        assert_eq!(set.account_of("token-1"), Some(DEFAULT_ACCOUNT));
-        assert_eq!(set.account_of(&token), Some(DEFAULT_ACCOUNT));
-        assert_eq!(set.account_of("token-2"), None);
-        assert_eq!(set.account_of(""), None);
+        assert_eq!(set.account_of("token-1").await, Some(DEFAULT_ACCOUNT));
+        assert_eq!(set.account_of(&token).await, Some(DEFAULT_ACCOUNT));
+        assert_eq!(set.account_of("token-2").await, None);
+        assert_eq!(set.account_of("").await, None);
+    }
+
+    #[tokio::test]
+    async fn an_original_argon2_entry_authenticates_and_a_wrong_token_does_not() {
+        // Exactly what the original's `token` command writes: Argon2::default(), random salt.
+        let salt = SaltString::encode_b64(b"sixteen byte salt").unwrap();
+        let phc = Argon2::default()
+            .hash_password(b"tks_original", &salt)
+            .unwrap()
+            .to_string();
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+        let set = TokenSet::new(&[original_entry("laptop", &phc, Some("family"))]).unwrap();
+        assert_eq!(set.len(), 1);
+        assert_eq!(set.account_of("tks_original").await, Some("family"));
+        assert_eq!(set.account_of("tks_0riginal").await, None);
+        assert_eq!(set.account_of("").await, None);
+    }
+
+    #[tokio::test]
+    async fn a_plaintext_token_hash_is_a_plaintext_token() {
+        let set = TokenSet::new(&[original_entry("phone", "my-old-token", None)]).unwrap();
+        assert_eq!(set.account_of("my-old-token").await, Some(DEFAULT_ACCOUNT));
+        assert_eq!(set.account_of("my-old-token ").await, None);
+        assert_eq!(argon2_runs(&set), 0);
+    }
+
+    #[tokio::test]
+    async fn argon2_runs_once_per_token_then_the_match_is_remembered() {
+        let set = TokenSet::new(&[
+            original_entry("laptop", &cheap_phc("tks_laptop"), None),
+            original_entry("phone", &cheap_phc("tks_phone"), Some("kids")),
+        ])
+        .unwrap();
+        assert_eq!(set.account_of("tks_phone").await, Some("kids"));
+        let after_first = argon2_runs(&set);
+        assert_eq!(after_first, 2, "tried laptop's entry, then phone's");
+        assert_eq!(set.account_of("tks_phone").await, Some("kids"));
+        assert_eq!(set.clone().account_of("tks_phone").await, Some("kids"));
+        assert_eq!(argon2_runs(&set), after_first);
+    }
+
+    #[tokio::test]
+    async fn concurrent_first_uses_of_a_token_run_argon2_once() {
+        let set =
+            TokenSet::new(&[original_entry("laptop", &cheap_phc("tks_laptop"), None)]).unwrap();
+        let (a, b) = tokio::join!(set.account_of("tks_laptop"), set.account_of("tks_laptop"));
+        assert_eq!((a, b), (Some(DEFAULT_ACCOUNT), Some(DEFAULT_ACCOUNT)));
+        assert_eq!(argon2_runs(&set), 1);
+    }
+
+    #[tokio::test]
+    async fn a_repeated_bad_token_costs_argon2_once() {
+        let set =
+            TokenSet::new(&[original_entry("laptop", &cheap_phc("tks_laptop"), None)]).unwrap();
+        for _ in 0..3 {
+            assert_eq!(set.account_of("tks_guess").await, None);
+        }
+        assert_eq!(argon2_runs(&set), 1);
+        assert_eq!(set.account_of("tks_another_guess").await, None);
+        assert_eq!(argon2_runs(&set), 2);
+        assert_eq!(set.account_of("tks_laptop").await, Some(DEFAULT_ACCOUNT));
+    }
+
+    #[tokio::test]
+    async fn a_reload_keeps_verified_matches_of_unchanged_entries_only() {
+        let (laptop, phone) = (cheap_phc("tks_laptop"), cheap_phc("tks_phone"));
+        let before = TokenSet::new(&[
+            original_entry("laptop", &laptop, None),
+            original_entry("phone", &phone, None),
+        ])
+        .unwrap();
+        assert!(before.account_of("tks_laptop").await.is_some());
+        assert!(before.account_of("tks_phone").await.is_some());
+
+        // The phone is revoked and the laptop moves to another account.
+        let after = TokenSet::new(&[
+            entry("desktop", Some("tks_desktop"), None),
+            original_entry("laptop", &laptop, Some("work")),
+        ])
+        .unwrap();
+        after.keep_verified_from(&before);
+        assert_eq!(after.account_of("tks_laptop").await, Some("work"));
+        assert_eq!(
+            argon2_runs(&after),
+            0,
+            "the laptop's match was carried over"
+        );
+        assert_eq!(after.account_of("tks_phone").await, None);
+        assert_eq!(argon2_runs(&after), 1, "the phone's match was dropped");
     }
 
     #[test]
@@ -238,6 +451,51 @@ mod tests {
         assert!(error.contains("\"phone\""), "{error}");
         let error = TokenSet::new(&[entry("tablet", None, None)]).unwrap_err();
         assert!(error.contains("needs token"), "{error}");
+        let both = TokenEntry {
+            token_hash: Some("old".into()),
+            ..entry("laptop", Some("new"), None)
+        };
+        let error = TokenSet::new(&[both]).unwrap_err();
+        assert_eq!(
+            error,
+            "token \"laptop\": has token and token_hash; keep one"
+        );
+        let pbkdf2 = "$pbkdf2-sha256$i=1000$c2FsdHNhbHQ$ZGlnZXN0ZGlnZXN0ZGlnZXN0";
+        let error = TokenSet::new(&[original_entry("desk", pbkdf2, None)]).unwrap_err();
+        assert!(error.starts_with("token \"desk\": token_hash"), "{error}");
+        assert!(error.contains("not argon2"), "{error}");
+    }
+
+    #[test]
+    fn entries_say_what_they_store_and_never_the_secret() {
+        let kinds = [
+            entry("a", Some("plain"), None),
+            entry("b", None, Some(&hash_for_config("x"))),
+            original_entry("c", &cheap_phc("y"), None),
+            original_entry("d", "plain", None),
+        ]
+        .map(|entry| entry.secret_kind().unwrap());
+        assert_eq!(kinds, ["plaintext", "sha256", "argon2", "plaintext"]);
+        assert!(entry("e", None, None).secret_kind().is_err());
+    }
+
+    #[test]
+    fn original_entries_load_from_toml_and_revoke_by_name() {
+        let path = std::env::temp_dir().join(format!(
+            "tickit-sync-tokens-original-{}.toml",
+            std::process::id()
+        ));
+        let phc = cheap_phc("tks_laptop");
+        std::fs::write(
+            &path,
+            format!("[[tokens]]\nname = \"laptop\"\ntoken_hash = \"{phc}\"\n"),
+        )
+        .unwrap();
+        let file = crate::config::read_file(&path).unwrap();
+        assert_eq!(file.tokens[0].secret_kind(), Ok("argon2"));
+        revoke_in_config(&path, "laptop").unwrap();
+        assert!(crate::config::read_file(&path).unwrap().tokens.is_empty());
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

@@ -62,7 +62,7 @@ fn token_adds_a_hash_keeps_comments_lists_and_revokes() {
     let listed = run_cli(dir.path(), &["token", "--list"]);
     assert_eq!(
         stdout(&listed),
-        "laptop\taccount: default\ntablet\taccount: kids\n"
+        "laptop\taccount: default\tstored: sha256\ntablet\taccount: kids\tstored: sha256\n"
     );
 
     let duplicate = run_cli(dir.path(), &["token", "--name", "laptop"]);
@@ -78,7 +78,7 @@ fn token_adds_a_hash_keeps_comments_lists_and_revokes() {
     let revoked = run_cli(dir.path(), &["token", "--revoke", "laptop"]);
     assert!(revoked.status.success());
     let listed = run_cli(dir.path(), &["token", "--list"]);
-    assert_eq!(stdout(&listed), "tablet\taccount: kids\n");
+    assert_eq!(stdout(&listed), "tablet\taccount: kids\tstored: sha256\n");
 }
 
 #[test]

@@ -9,4 +9,5 @@ mod desktop_replay;
 mod harness;
 mod http_errors;
 mod lifecycle;
+mod original_tokens;
 mod sync_rules;
