@@ -143,10 +143,35 @@ struct TokensFile {
     tokens: Vec<TokenEntry>,
 }
 
-/// The config path to use: `--config`, else `TICKIT_SYNC_CONFIG`, else `./config.toml`.
+/// The config path to use: `--config`, else `TICKIT_SYNC_CONFIG`, else `./config.toml`. When
+/// that file does not exist but one is where the original tickit-sync 0.2.1 also looked
+/// (`/data/config.toml`, then `$XDG_CONFIG_HOME/tickit-sync/config.toml` or
+/// `~/.config/tickit-sync/config.toml`), that one, so its users switch without moving it.
 pub fn locate(flag: Option<PathBuf>) -> PathBuf {
-    flag.or_else(|| std::env::var_os(ENV_CONFIG).map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE))
+    if let Some(path) = flag.or_else(|| std::env::var_os(ENV_CONFIG).map(PathBuf::from)) {
+        return path;
+    }
+    let local = PathBuf::from(DEFAULT_CONFIG_FILE);
+    if local.exists() {
+        return local;
+    }
+    let config_home = env_string("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env_string("HOME").map(|home| Path::new(&home).join(".config")));
+    std::iter::once(PathBuf::from("/data/config.toml"))
+        .chain(config_home.map(|dir| dir.join("tickit-sync").join(DEFAULT_CONFIG_FILE)))
+        .find(|path| path.is_file())
+        .unwrap_or(local)
+}
+
+/// The database file: a relative path is relative to the config's directory, except where
+/// only the file relative to the working directory exists, as tickit-sync 0.2.1 read it.
+fn database_path(config_dir: &Path, configured: &Path) -> PathBuf {
+    let beside_config = config_dir.join(configured);
+    if configured.is_relative() && !beside_config.exists() && configured.is_file() {
+        return configured.to_owned();
+    }
+    beside_config
 }
 
 /// Reads and parses a config file; the error names the file, line and field at fault.
@@ -194,7 +219,7 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, String> {
     };
     let database = env_string(ENV_DB)
         .map(PathBuf::from)
-        .unwrap_or_else(|| base.join(&file.database.path));
+        .unwrap_or_else(|| database_path(base, &file.database.path));
     if server.max_body_bytes == 0 {
         return Err(format!(
             "config {}: [server] max_body_bytes must be more than 0",
@@ -251,7 +276,8 @@ header_read_timeout_secs = {header_timeout}
 shutdown_grace_secs = {grace}
 
 [database]
-# SQLite file; a relative path is relative to this file's directory.
+# SQLite file; a relative path is relative to this file's directory. The original
+# tickit-sync's database file works as it is: its tables are imported on the first start.
 path = "tickit-sync.sqlite"
 
 [sync]
@@ -320,7 +346,8 @@ mod tests {
         assert_eq!(
             config
                 .tokens
-                .account_of("replace-me-with-a-long-random-string"),
+                .account_of("replace-me-with-a-long-random-string")
+                .await,
             Some("default")
         );
     }
