@@ -13,7 +13,7 @@ use crate::activity::Activity;
 use crate::api::AppState;
 use crate::config::{self, Overrides};
 use crate::listener::BoundSocket;
-use crate::store::{Stats, Store, StoreError};
+use crate::store::{Opened, Stats, Store, StoreError};
 use crate::{accept_loop, reload, setup, systemd};
 
 /// How `serve` was asked to run.
@@ -43,7 +43,17 @@ pub fn run(options: ServeOptions) -> Result<(), String> {
     // Both read the environment systemd set; do it before any other thread exists.
     let (socket, address) = BoundSocket::acquire(&config.listen)?;
     let watchdog = systemd::watchdog_interval();
-    let (store, writer) = Store::open(&config.database)?;
+    let Opened {
+        store,
+        writer,
+        imported,
+    } = Store::open(&config.database)?;
+    if let Some(report) = imported {
+        eprintln!(
+            "database {}: found the original tickit-sync's tables (left as they are) and {report}",
+            config.database.display()
+        );
+    }
     let database = config.database.display().to_string();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -51,6 +51,7 @@ enum Command {
     Token(TokenArgs),
     Serve(ServeArgs),
     Health(HealthArgs),
+    Import(ImportArgs),
 }
 
 #[derive(FromArgs)]
@@ -132,6 +133,34 @@ struct HealthArgs {
     url: Option<String>,
 }
 
+#[derive(FromArgs)]
+/// Import the tasks, lists, tags and deletions of an original tickit-sync (0.2.1) database
+/// file, for a move to a new path or machine. Devices then sync on as before, unchanged.
+/// (`serve` imports the original's tables by itself when they are in its own database file.)
+#[argh(
+    subcommand,
+    name = "import",
+    example = "tickit-sync import --from /old/server/tickit-sync.sqlite",
+    example = "tickit-sync import --from old.sqlite --account family --merge"
+)]
+struct ImportArgs {
+    /// the original server's database file (its [database] path, by default
+    /// tickit-sync.sqlite); it is only read
+    #[argh(option)]
+    from: PathBuf,
+    /// account to import into (default: the shared default account)
+    #[argh(option)]
+    account: Option<String>,
+    /// import even into an account that already holds tasks; of two versions of a record,
+    /// the newer stays
+    #[argh(switch)]
+    merge: bool,
+    /// config file naming the database to import into (default: $TICKIT_SYNC_CONFIG, else
+    /// ./config.toml)
+    #[argh(option)]
+    config: Option<PathBuf>,
+}
+
 fn main() -> ExitCode {
     let cli: Cli = argh::from_env();
     match run(cli.command) {
@@ -155,6 +184,7 @@ fn run(command: Command) -> Result<(), String> {
             },
             exit_idle_after: args.exit_idle_after.map(Duration::from_secs),
         }),
+        Command::Import(args) => import(args),
         Command::Health(args) => {
             let url = args.url.unwrap_or_else(health::default_url);
             health::probe(&url)?;
@@ -162,6 +192,18 @@ fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+fn import(args: ImportArgs) -> Result<(), String> {
+    let config = config::load(&config::locate(args.config), &config::Overrides::default())?;
+    let account = args.account.as_deref().unwrap_or(tokens::DEFAULT_ACCOUNT);
+    let report = store::import_file(&config.database, &args.from, account, args.merge)?;
+    println!(
+        "{report}\nfrom {} into {}. Devices sync on with no change.",
+        args.from.display(),
+        config.database.display()
+    );
+    Ok(())
 }
 
 fn token(args: TokenArgs) -> Result<(), String> {

@@ -97,7 +97,7 @@ pub fn parse_request(body: &[u8]) -> Result<SyncRequest, Invalid> {
         Some(Value::Array(items)) => items
             .into_iter()
             .enumerate()
-            .map(|(index, item)| parse_change(index, item))
+            .map(|(index, item)| parse_change(&format!("changes[{index}]"), item))
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(Invalid("changes: must be an array of records".into())),
     };
@@ -108,8 +108,9 @@ pub fn parse_request(body: &[u8]) -> Result<SyncRequest, Invalid> {
     })
 }
 
-fn parse_change(index: usize, item: Value) -> Result<Change, Invalid> {
-    let at = format!("changes[{index}]");
+/// Parses and validates one record; `at` names it in the error (`changes[3]`).
+pub fn parse_change(at: &str, item: Value) -> Result<Change, Invalid> {
+    let at = at.to_owned();
     let Value::Object(body) = item else {
         return Err(Invalid(format!("{at}: must be a JSON object")));
     };

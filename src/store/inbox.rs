@@ -8,6 +8,10 @@ use serde_json::Value;
 
 use crate::protocol::{Change, Kind};
 
+/// The device of an inbox alias the server has not yet seen any device send as its own:
+/// the inboxes imported from the original server.
+pub const OWNER_UNKNOWN: &str = "";
+
 /// The account's inbox id and the id the requesting device knows it by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboxIds {

@@ -56,6 +56,13 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE devices ADD COLUMN last_received_at INTEGER;
     ALTER TABLE devices ADD COLUMN last_server_time INTEGER;
     ALTER TABLE devices ADD COLUMN last_last_sync INTEGER;",
+    // 3: the imports of an original tickit-sync database, so each runs once.
+    "CREATE TABLE imports (
+        account     TEXT NOT NULL,
+        source      TEXT NOT NULL,
+        imported_at INTEGER NOT NULL,
+        summary     TEXT NOT NULL
+    );",
 ];
 
 /// Brings the schema up to date, refusing a database written by a newer release.

@@ -17,6 +17,7 @@ use super::fingerprint;
 use super::inbox::{InboxIds, device_inbox, inbox_aliases, map_to_account, register_inboxes};
 use super::records::{load, postpone, store};
 use super::tidy::{as_tidied_by_device, tidy_after_delete, tidy_references};
+use super::unknown_inbox;
 use crate::protocol::{Change, Kind, SyncRequest};
 
 /// What the server answers a sync request with, before it is put on the wire.
@@ -44,10 +45,10 @@ pub fn apply(
     skew_allowance: i64,
 ) -> rusqlite::Result<SyncOutcome> {
     let device = request.device_id.as_str();
-    tx.execute(
+    let first_sync = tx.execute(
         "INSERT OR IGNORE INTO devices (account, device) VALUES (?1, ?2)",
         params![account, device],
-    )?;
+    )? == 1;
     let inbox = register_inboxes(tx, account, device, &request.changes)?;
     let scope = Scope {
         account,
@@ -83,15 +84,7 @@ pub fn apply(
     };
 
     let horizon = clock.horizon();
-    let server_time = horizon.saturating_sub(skew_allowance);
-    remember_answer(
-        tx,
-        account,
-        device,
-        scope.received_at,
-        request.last_sync,
-        server_time,
-    )?;
+    let mut server_time = horizon.saturating_sub(skew_allowance);
     let mut records = changed_since(tx, account, device, request.last_sync)?;
     let mut in_feed: HashSet<(Kind, String)> = records
         .iter()
@@ -104,6 +97,25 @@ pub fn apply(
             records.push((kind, id, record));
         }
     }
+    if let Some(account_inbox) = &inbox
+        && unknown_inbox::applies(tx, account, device)?
+    {
+        unknown_inbox::send_under_every_alias(tx, account, account_inbox, &mut records)?;
+        if first_sync
+            && let Some(oldest) =
+                unknown_inbox::hold_back_inbox_tasks(tx, account, account_inbox, &mut records)?
+        {
+            server_time = server_time.min(oldest - 1);
+        }
+    }
+    remember_answer(
+        tx,
+        account,
+        device,
+        scope.received_at,
+        request.last_sync,
+        server_time,
+    )?;
     for (kind, id, _) in &records {
         sent(tx, account, device, *kind, id, horizon)?;
     }

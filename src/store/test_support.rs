@@ -54,6 +54,25 @@ impl Database {
         apply(&self.conn, &mut self.clock, ACCOUNT, &request, ALLOWANCE).unwrap()
     }
 
+    /// Runs `sql` (the original server's tables and rows) and imports them.
+    pub fn import_original(&mut self, sql: &str) -> super::import::ImportReport {
+        self.conn.execute_batch(sql).unwrap();
+        assert!(super::import::pending_in_place(&self.conn).unwrap());
+        let tx = self.conn.transaction().unwrap();
+        let report = super::import::import(&tx, &mut self.clock, "main", ACCOUNT, "test").unwrap();
+        tx.commit().unwrap();
+        report
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Runs a query that yields one value.
+    pub fn value<T: rusqlite::types::FromSql>(&self, sql: &str) -> T {
+        self.conn.query_row(sql, [], |row| row.get(0)).unwrap()
+    }
+
     /// The stored row's (stamp, origin, body), if any.
     pub fn row(&self, kind: Kind, id: &str) -> Option<(i64, Option<String>, Value)> {
         self.conn

@@ -10,4 +10,5 @@ mod harness;
 mod http_errors;
 mod lifecycle;
 mod original_tokens;
+mod switch_from_original;
 mod sync_rules;

@@ -1,0 +1,533 @@
+//! The original tickit-sync (0.2.1) database read into this server's records, once: its
+//! tables `lists`, `tags`, `tasks` (with `task_tags`) and `tombstones` become one account's
+//! records and tombstones, every field as the original stored it. Every device's inbox is
+//! folded into the account's one inbox, and tasks the original left pointing at a deleted
+//! list or tag are tidied as this server would have. The original's tables are only read, so
+//! going back to it stays possible.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use rusqlite::types::Value as Sql;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::{Map, Value};
+
+use super::clock::Clock;
+use super::decide::{Decision, Version, decide};
+use super::delivery::ensure_applied;
+use super::inbox::OWNER_UNKNOWN;
+use super::records::{load, store};
+use super::tidy::tidy_after_delete;
+use crate::protocol::{Change, Kind, parse_change};
+
+/// Tables only the original server writes; together they tell its database apart.
+const ORIGINAL_TABLES: [&str; 5] = ["lists", "tags", "tasks", "task_tags", "tombstones"];
+/// How the import of the database's own original tables is named in the `imports` table.
+pub const IN_PLACE: &str = "in place";
+
+/// What an import did, for the log and the `import` command.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    pub account: String,
+    pub lists: usize,
+    pub tags: usize,
+    pub tasks: usize,
+    /// Tag links of the imported tasks, from `task_tags`.
+    pub tag_links: usize,
+    pub tombstones: usize,
+    /// The inbox lists (one per device) folded into the account's one inbox.
+    pub inboxes: usize,
+    /// Tasks the original left in a deleted list, moved to the inbox.
+    pub moved_to_inbox: usize,
+    /// Links to deleted tags the original left on tasks, removed.
+    pub links_removed: usize,
+    /// Records the account already held in a newer version (`import --merge`).
+    pub kept_newer: usize,
+    /// Rows no client could read, each with its table, id and fault; left out.
+    pub skipped: Vec<String>,
+}
+
+impl fmt::Display for ImportReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "imported into account {:?}: {} tasks ({} tag links), {} lists, {} tags, {} \
+             tombstones; {} inbox lists folded into the account's one inbox",
+            self.account,
+            self.tasks,
+            self.tag_links,
+            self.lists,
+            self.tags,
+            self.tombstones,
+            self.inboxes
+        )?;
+        if self.moved_to_inbox > 0 {
+            write!(
+                f,
+                "; {} tasks of deleted lists moved to the inbox",
+                self.moved_to_inbox
+            )?;
+        }
+        if self.links_removed > 0 {
+            write!(f, "; {} links to deleted tags removed", self.links_removed)?;
+        }
+        if self.kept_newer > 0 {
+            write!(
+                f,
+                "; {} records kept as this server had them, being newer",
+                self.kept_newer
+            )?;
+        }
+        for skipped in &self.skipped {
+            write!(f, "\n  skipped (no client could read it): {skipped}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether schema `schema` (`main`, or an attached database) holds the original's tables.
+pub fn holds_original_tables(conn: &Connection, schema: &str) -> rusqlite::Result<bool> {
+    let found: usize = conn.query_row(
+        &format!(
+            "SELECT COUNT(*) FROM {schema}.sqlite_master WHERE type = 'table' AND name IN ({})",
+            quoted_list(&ORIGINAL_TABLES)
+        ),
+        [],
+        |row| row.get(0),
+    )?;
+    Ok(found == ORIGINAL_TABLES.len())
+}
+
+/// Whether the database's own original tables must be imported: they are there, were never
+/// imported, and this server holds no records yet (a failed import is retried).
+pub fn pending_in_place(conn: &Connection) -> rusqlite::Result<bool> {
+    if !holds_original_tables(conn, "main")? {
+        return Ok(false);
+    }
+    let done: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM imports WHERE source = ?1)
+             OR EXISTS (SELECT 1 FROM records)",
+        [IN_PLACE],
+        |row| row.get(0),
+    )?;
+    Ok(!done)
+}
+
+/// Whether the account holds any record or tombstone.
+pub fn account_holds_data(conn: &Connection, account: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM records WHERE account = ?1)",
+        [account],
+        |row| row.get(0),
+    )
+}
+
+/// Imports the original's tables in `schema` into `account`, each version competing with what
+/// the account holds (nothing, unless merging), and notes the import as coming from `source`.
+pub fn import(
+    tx: &Connection,
+    clock: &mut Clock,
+    schema: &str,
+    account: &str,
+    source: &str,
+) -> rusqlite::Result<ImportReport> {
+    let mut report = ImportReport {
+        account: account.to_owned(),
+        ..ImportReport::default()
+    };
+    let original = Original::read(tx, schema, &mut report.skipped)?;
+    let now = clock.horizon();
+    let (records, tombstones) = original.resolve_deletes(now);
+
+    let inboxes: Vec<&Change> = records
+        .iter()
+        .filter(|change| change.kind == Kind::List && is_inbox(change))
+        .collect();
+    report.inboxes = inboxes.len();
+    let account_inbox = fold_inboxes(tx, clock, account, &inboxes, now, &mut report)?;
+    let inbox_ids: HashSet<&str> = inboxes.iter().map(|inbox| inbox.id.as_str()).collect();
+
+    let mut live = Liveness::new(tx, account, &records);
+    for change in records.iter().filter(|change| !is_inbox(change)) {
+        let mut change = change.clone();
+        let mut tidied = false;
+        if change.kind == Kind::Task {
+            let inbox = account_inbox.as_deref();
+            tidied = tidy_task(&mut change, inbox, &inbox_ids, &mut live, &mut report)?;
+        }
+        if put(tx, clock, account, &change, now)? {
+            if tidied {
+                // Devices hold the untidied task at this `updated_at`.
+                let held = Some(change.version);
+                ensure_applied(tx, clock, account, Kind::Task, &change.id, held)?;
+            }
+            match change.kind {
+                Kind::List => report.lists += 1,
+                Kind::Tag => report.tags += 1,
+                Kind::Task => {
+                    report.tasks += 1;
+                    report.tag_links += tag_ids(&change).count();
+                }
+                Kind::TaskTag => {}
+            }
+        } else {
+            report.kept_newer += 1;
+        }
+    }
+    let deletes_an_inbox = |tombstone: &&Change| {
+        tombstone.kind == Kind::List
+            && (inbox_ids.contains(tombstone.id.as_str())
+                || account_inbox.as_ref() == Some(&tombstone.id))
+    };
+    // Every device keeps its inbox: a delete of one is dropped, as in a sync.
+    for tombstone in tombstones.iter().filter(|t| !deletes_an_inbox(t)) {
+        if put(tx, clock, account, tombstone, now)? {
+            tidy_after_delete(tx, clock, account, account_inbox.as_ref(), tombstone)?;
+            report.tombstones += 1;
+        } else {
+            report.kept_newer += 1;
+        }
+    }
+    tx.execute(
+        "INSERT INTO imports (account, source, imported_at, summary) VALUES (?1, ?2, ?3, ?4)",
+        params![account, source, now, report.to_string()],
+    )?;
+    Ok(report)
+}
+
+/// The original's rows as validated changes.
+struct Original {
+    records: Vec<Change>,
+    tombstones: Vec<Change>,
+}
+
+impl Original {
+    fn read(
+        tx: &Connection,
+        schema: &str,
+        skipped: &mut Vec<String>,
+    ) -> rusqlite::Result<Original> {
+        let mut links: HashMap<String, Vec<Value>> = HashMap::new();
+        for (task, tag) in rows(
+            tx,
+            &format!("SELECT task_id, tag_id FROM {schema}.task_tags ORDER BY task_id, tag_id"),
+        )?
+        .into_iter()
+        .filter_map(|row| match <[Sql; 2]>::try_from(row) {
+            Ok([Sql::Text(task), Sql::Text(tag)]) => Some((task, tag)),
+            _ => None,
+        }) {
+            links.entry(task).or_default().push(Value::from(tag));
+        }
+        let mut records = Vec::new();
+        let mut tombstones = Vec::new();
+        let tables = [
+            (
+                "lists",
+                "list",
+                "id, name, description, icon, color, is_inbox, sort_order, created_at, updated_at",
+            ),
+            ("tags", "tag", "id, name, color, created_at, updated_at"),
+            (
+                "tasks",
+                "task",
+                "id, title, description, url, priority, completed, list_id, created_at, \
+                 updated_at, completed_at, due_date",
+            ),
+            ("tombstones", "deleted", "id, record_type, deleted_at"),
+        ];
+        for (table, record_type, columns) in tables {
+            let names: Vec<&str> = columns.split(", ").collect();
+            let query = format!("SELECT {columns} FROM {schema}.{table} ORDER BY rowid");
+            for row in rows(tx, &query)? {
+                let mut body = Map::new();
+                body.insert("type".into(), Value::from(record_type));
+                for (name, value) in names.iter().zip(row) {
+                    if let Some(value) = json_field(name, value) {
+                        body.insert((*name).into(), value);
+                    }
+                }
+                if record_type == "task" {
+                    let id = body.get("id").and_then(Value::as_str).unwrap_or_default();
+                    let tags = links.get(id).cloned().unwrap_or_default();
+                    body.insert("tag_ids".into(), Value::Array(tags));
+                }
+                let id = body
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .to_owned();
+                match parse_change(&format!("{table} {id}"), Value::Object(body)) {
+                    Ok(change) if change.deleted => tombstones.push(change),
+                    Ok(change) => records.push(change),
+                    Err(fault) => skipped.push(fault.to_string()),
+                }
+            }
+        }
+        Ok(Original {
+            records,
+            tombstones,
+        })
+    }
+
+    /// The original kept a record beside its tombstone when a newer update brought it back;
+    /// of the two, the later one stands, as it would here (instants no later than `now`).
+    fn resolve_deletes(self, now: i64) -> (Vec<Change>, Vec<Change>) {
+        let mut tombstones: HashMap<(Kind, String), Change> = self
+            .tombstones
+            .into_iter()
+            .map(|tombstone| ((tombstone.kind, tombstone.id.clone()), tombstone))
+            .collect();
+        let mut records = Vec::new();
+        for record in self.records {
+            let key = (record.kind, record.id.clone());
+            let stands = match tombstones.get(&key) {
+                None => true,
+                Some(_) if is_inbox(&record) => true,
+                Some(tombstone) => {
+                    decide(&version_at(&record, now), Some(&version_at(tombstone, now)))
+                        == Decision::Replace
+                }
+            };
+            if stands {
+                tombstones.remove(&key);
+                records.push(record);
+            }
+        }
+        let mut tombstones: Vec<Change> = tombstones.into_values().collect();
+        tombstones.sort_by(|a, b| (a.version, &a.id).cmp(&(b.version, &b.id)));
+        (records, tombstones)
+    }
+}
+
+/// Which lists and tags a task may point at: imported live ones, or live ones the account
+/// already holds.
+struct Liveness<'a> {
+    tx: &'a Connection,
+    account: &'a str,
+    imported: HashSet<(Kind, String)>,
+    stored: HashMap<(Kind, String), bool>,
+}
+
+impl<'a> Liveness<'a> {
+    fn new(tx: &'a Connection, account: &'a str, records: &[Change]) -> Self {
+        Liveness {
+            tx,
+            account,
+            imported: records
+                .iter()
+                .map(|change| (change.kind, change.id.clone()))
+                .collect(),
+            stored: HashMap::new(),
+        }
+    }
+
+    fn is_live(&mut self, kind: Kind, id: &str) -> rusqlite::Result<bool> {
+        let key = (kind, id.to_owned());
+        if self.imported.contains(&key) {
+            return Ok(true);
+        }
+        if let Some(&live) = self.stored.get(&key) {
+            return Ok(live);
+        }
+        let live = load(self.tx, self.account, kind, id)?.is_some_and(|row| !row.deleted);
+        self.stored.insert(key, live);
+        Ok(live)
+    }
+}
+
+/// Points the task at the account inbox when it was in some device's inbox (a renaming, as
+/// for every upload) or in a list that is gone, and drops links to tags that are gone.
+/// Returns whether the task changed in a way devices must apply.
+fn tidy_task(
+    task: &mut Change,
+    account_inbox: Option<&str>,
+    inbox_ids: &HashSet<&str>,
+    live: &mut Liveness,
+    report: &mut ImportReport,
+) -> rusqlite::Result<bool> {
+    let mut tidied = false;
+    let list = task
+        .body
+        .get("list_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    if let Some(inbox) = account_inbox
+        && list != inbox
+    {
+        let in_an_inbox = inbox_ids.contains(list.as_str());
+        if in_an_inbox || !live.is_live(Kind::List, &list)? {
+            task.body.insert("list_id".into(), Value::from(inbox));
+            if !in_an_inbox {
+                report.moved_to_inbox += 1;
+                tidied = true;
+            }
+        }
+    }
+    let mut kept = Vec::new();
+    for tag in tag_ids(task).map(str::to_owned).collect::<Vec<_>>() {
+        if live.is_live(Kind::Tag, &tag)? {
+            kept.push(Value::from(tag));
+        } else {
+            report.links_removed += 1;
+            tidied = true;
+        }
+    }
+    task.body.insert("tag_ids".into(), Value::Array(kept));
+    Ok(tidied)
+}
+
+/// Makes the account's one inbox out of every device's: the id of the account's inbox if it
+/// has one, else of the oldest; the content of the latest. Its `updated_at` moves just past
+/// the latest, so each device takes it as an update of its own inbox, and sends its inbox
+/// (and so its id) back at its next sync. Every id becomes an alias whose device is not
+/// known yet. Returns the account inbox id.
+fn fold_inboxes(
+    tx: &Connection,
+    clock: &mut Clock,
+    account: &str,
+    inboxes: &[&Change],
+    now: i64,
+    report: &mut ImportReport,
+) -> rusqlite::Result<Option<String>> {
+    let existing: Option<String> = tx
+        .query_row(
+            "SELECT list_id FROM inboxes WHERE account = ?1",
+            [account],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let oldest = inboxes
+        .iter()
+        .min_by_key(|inbox| (created_at(inbox), inbox.id.clone()))
+        .map(|inbox| inbox.id.clone());
+    let Some(account_inbox) = existing.or(oldest) else {
+        return Ok(None);
+    };
+    tx.execute(
+        "INSERT OR IGNORE INTO inboxes (account, list_id) VALUES (?1, ?2)",
+        params![account, account_inbox],
+    )?;
+    for inbox in inboxes {
+        tx.execute(
+            "INSERT OR IGNORE INTO inbox_aliases (account, list_id, device) VALUES (?1, ?2, ?3)",
+            params![account, inbox.id, OWNER_UNKNOWN],
+        )?;
+    }
+    let Some(latest) = inboxes
+        .iter()
+        .max_by_key(|inbox| (inbox.version, inbox.id.clone()))
+    else {
+        return Ok(Some(account_inbox));
+    };
+    let mut folded = (*latest).clone();
+    folded.id.clone_from(&account_inbox);
+    folded
+        .body
+        .insert("id".into(), Value::from(account_inbox.as_str()));
+    if put(tx, clock, account, &folded, now)? {
+        ensure_applied(
+            tx,
+            clock,
+            account,
+            Kind::List,
+            &account_inbox,
+            Some(latest.version),
+        )?;
+    } else {
+        report.kept_newer += 1;
+    }
+    Ok(Some(account_inbox))
+}
+
+/// Stores the version unless the account holds a newer one; says whether it was stored.
+fn put(
+    tx: &Connection,
+    clock: &mut Clock,
+    account: &str,
+    change: &Change,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    let stored = load(tx, account, change.kind, &change.id)?;
+    let stored_version = stored.as_ref().map(|row| Version {
+        kind: change.kind,
+        deleted: row.deleted,
+        instant: row.version,
+        body: &row.body,
+    });
+    match decide(&version_at(change, now), stored_version.as_ref()) {
+        Decision::Insert | Decision::Replace => {
+            let mut change = change.clone();
+            change.version = change.version.min(now);
+            store(tx, clock, account, None, &change)?;
+            Ok(true)
+        }
+        Decision::Same | Decision::Lose => Ok(false),
+    }
+}
+
+/// The version as it competes: at its own time, but never later than `now`.
+fn version_at(change: &Change, now: i64) -> Version<'_> {
+    Version {
+        kind: change.kind,
+        deleted: change.deleted,
+        instant: change.version.min(now),
+        body: &change.body,
+    }
+}
+
+fn is_inbox(change: &Change) -> bool {
+    change.kind == Kind::List && change.body.get("is_inbox") == Some(&Value::Bool(true))
+}
+
+fn created_at(change: &Change) -> i64 {
+    change
+        .body
+        .get("created_at")
+        .and_then(Value::as_str)
+        .and_then(crate::timestamp::parse_nanos)
+        .unwrap_or(i64::MAX)
+}
+
+fn tag_ids(task: &Change) -> impl Iterator<Item = &str> {
+    task.body
+        .get("tag_ids")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+}
+
+/// A column as the original's own server would have sent it: its booleans as `true`/`false`,
+/// and a missing tag `updated_at` left out (this server fills it on the way out).
+fn json_field(name: &str, value: Sql) -> Option<Value> {
+    Some(match value {
+        Sql::Null if name == "updated_at" => return None,
+        Sql::Null => Value::Null,
+        Sql::Integer(number) if matches!(name, "completed" | "is_inbox") => {
+            Value::Bool(number != 0)
+        }
+        Sql::Integer(number) => Value::from(number),
+        Sql::Real(number) => Value::from(number),
+        Sql::Text(text) => Value::from(text),
+        Sql::Blob(bytes) => Value::from(String::from_utf8_lossy(&bytes).into_owned()),
+    })
+}
+
+fn rows(tx: &Connection, query: &str) -> rusqlite::Result<Vec<Vec<Sql>>> {
+    let mut statement = tx.prepare(query)?;
+    let width = statement.column_count();
+    let rows = statement.query_map([], |row| {
+        (0..width).map(|index| row.get::<_, Sql>(index)).collect()
+    })?;
+    rows.collect()
+}
+
+fn quoted_list(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|name| format!("'{name}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
