@@ -18,6 +18,7 @@ use super::delivery::ensure_applied;
 use super::inbox::OWNER_UNKNOWN;
 use super::records::{load, store};
 use super::tidy::tidy_after_delete;
+use super::unknown_inbox::transit_id;
 use crate::protocol::{Change, Kind, parse_change};
 
 /// Tables only the original server writes; together they tell its database apart.
@@ -382,7 +383,8 @@ fn tidy_task(
 /// has one, else of the oldest; the content of the latest. Its `updated_at` moves just past
 /// the latest, so each device takes it as an update of its own inbox, and sends its inbox
 /// (and so its id) back at its next sync. Every id becomes an alias whose device is not
-/// known yet. Returns the account inbox id.
+/// known yet, and so does the inbox's transit id (see `unknown_inbox`). Returns the account
+/// inbox id.
 fn fold_inboxes(
     tx: &Connection,
     clock: &mut Clock,
@@ -409,10 +411,11 @@ fn fold_inboxes(
         "INSERT OR IGNORE INTO inboxes (account, list_id) VALUES (?1, ?2)",
         params![account, account_inbox],
     )?;
-    for inbox in inboxes {
+    let transit = transit_id(&account_inbox);
+    for alias in inboxes.iter().map(|inbox| &inbox.id).chain([&transit]) {
         tx.execute(
             "INSERT OR IGNORE INTO inbox_aliases (account, list_id, device) VALUES (?1, ?2, ?3)",
-            params![account, inbox.id, OWNER_UNKNOWN],
+            params![account, alias, OWNER_UNKNOWN],
         )?;
     }
     let Some(latest) = inboxes

@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use super::test_support::*;
+use super::unknown_inbox::transit_id;
 use crate::protocol::Kind;
 use crate::timestamp::parse_nanos;
 
@@ -85,6 +86,11 @@ fn ids_of(outcome: &super::SyncOutcome, kind: &str) -> Vec<String> {
         .filter(|body| body["type"] == kind)
         .map(|body| body["id"].as_str().unwrap().to_owned())
         .collect()
+}
+
+fn sorted<T: Ord>(mut items: Vec<T>) -> Vec<T> {
+    items.sort();
+    items
 }
 
 #[test]
@@ -170,11 +176,19 @@ fn the_inboxes_fold_into_the_oldest_id_with_the_latest_content_dated_after_all()
     assert_eq!(inbox["description"], "Everything new");
     assert_eq!(inbox["is_inbox"], true);
     assert_eq!(inbox["updated_at"], "2026-11-22T08:00:00.501Z");
-    let owners: String = db.value(
-        "SELECT group_concat(list_id || '=' || device, ' ') FROM
-           (SELECT * FROM inbox_aliases ORDER BY list_id)",
-    );
-    assert_eq!(owners, format!("{PHONE_INBOX}= {LAPTOP_INBOX}="));
+    let mut aliases: Vec<(String, String)> = db
+        .connection()
+        .prepare("SELECT list_id, device FROM inbox_aliases")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    aliases.sort();
+    let mut expected = [LAPTOP_INBOX, PHONE_INBOX, &transit_id(LAPTOP_INBOX)]
+        .map(|id| (id.to_owned(), String::new()));
+    expected.sort();
+    assert_eq!(aliases, expected, "no device known for any of them yet");
 }
 
 #[test]
@@ -187,16 +201,21 @@ fn a_restart_does_not_import_again_and_the_original_tables_stay() {
 }
 
 #[test]
-fn a_device_from_the_original_gets_every_inbox_id_first_and_inbox_tasks_once_it_says_its_own() {
+fn a_device_from_the_original_gets_inbox_tasks_in_transit_until_it_says_its_own_inbox() {
     let mut db = Database::new();
     db.import_original(&original_database());
-    let milk_stamp = db.row(Kind::Task, MILK).unwrap().0;
+    let transit = transit_id(LAPTOP_INBOX);
 
     let first = db.sync(LAPTOP, Some(ORIGINAL_LAST_SYNC), &[]);
     assert_eq!(
-        ids_of(&first, "list"),
-        [WORK, PHONE_INBOX, LAPTOP_INBOX],
-        "the inbox under every id any device used, so tasks under another's move into its own"
+        sorted(ids_of(&first, "list")),
+        sorted(vec![
+            WORK.into(),
+            LAPTOP_INBOX.into(),
+            PHONE_INBOX.into(),
+            transit.clone()
+        ]),
+        "the inbox under every id, so tasks under another device's move into its own"
     );
     for inbox in bodies(&first)
         .iter()
@@ -204,10 +223,33 @@ fn a_device_from_the_original_gets_every_inbox_id_first_and_inbox_tasks_once_it_
     {
         assert_eq!(inbox["updated_at"], "2026-11-22T08:00:00.501Z");
     }
-    assert_eq!(ids_of(&first, "task"), [REPORT, BACK]);
-    assert!(
-        first.server_time < milk_stamp,
-        "the held-back tasks come next time"
+    let lists_of_tasks: Vec<(String, String)> = bodies(&first)
+        .iter()
+        .filter(|body| body["type"] == "task")
+        .map(|task| {
+            (
+                task["id"].as_str().unwrap().into(),
+                task["list_id"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sorted(lists_of_tasks),
+        sorted(vec![
+            (REPORT.into(), WORK.into()),
+            (MILK.into(), transit.clone()),
+            (TIDY.into(), transit.clone()),
+            (BACK.into(), WORK.into()),
+        ])
+    );
+    let last = bodies(&first).pop().unwrap();
+    assert_eq!(
+        last,
+        json!({
+            "type": "deleted", "id": transit, "record_type": "list",
+            "deleted_at": crate::timestamp::format_server_time(first.server_time)
+        }),
+        "deleting the transit list moves its tasks into the device's own inbox"
     );
 
     let first_time = crate::timestamp::format_server_time(first.server_time);
@@ -223,16 +265,15 @@ fn a_device_from_the_original_gets_every_inbox_id_first_and_inbox_tasks_once_it_
         second.inbox.as_ref().unwrap().device_inbox.as_deref(),
         Some(LAPTOP_INBOX)
     );
-    let tasks = ids_of(&second, "task");
     assert!(
-        tasks.contains(&MILK.to_owned()) && tasks.contains(&TIDY.to_owned()),
-        "{tasks:?}"
+        ids_of(&second, "list").contains(&transit),
+        "once more every id, for a client that kept tasks under the transit id"
     );
-    assert_eq!(
-        ids_of(&second, "list"),
-        [LAPTOP_INBOX, WORK],
-        "its inbox is known: no more aliases"
-    );
+    assert!(ids_of(&second, "deleted").iter().all(|id| *id != transit));
+
+    let second_time = crate::timestamp::format_server_time(second.server_time);
+    let third = db.sync(LAPTOP, Some(&second_time), &[]);
+    assert!(!ids_of(&third, "list").contains(&PHONE_INBOX.to_owned()));
 }
 
 #[test]

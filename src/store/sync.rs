@@ -19,6 +19,7 @@ use super::records::{load, postpone, store};
 use super::tidy::{as_tidied_by_device, tidy_after_delete, tidy_references};
 use super::unknown_inbox;
 use crate::protocol::{Change, Kind, SyncRequest};
+use crate::timestamp::format_server_time;
 
 /// What the server answers a sync request with, before it is put on the wire.
 #[derive(Debug)]
@@ -45,10 +46,11 @@ pub fn apply(
     skew_allowance: i64,
 ) -> rusqlite::Result<SyncOutcome> {
     let device = request.device_id.as_str();
-    let first_sync = tx.execute(
+    tx.execute(
         "INSERT OR IGNORE INTO devices (account, device) VALUES (?1, ?2)",
         params![account, device],
-    )? == 1;
+    )?;
+    let inbox_was_unknown = unknown_inbox::applies(tx, account, device)?;
     let inbox = register_inboxes(tx, account, device, &request.changes)?;
     let scope = Scope {
         account,
@@ -84,7 +86,7 @@ pub fn apply(
     };
 
     let horizon = clock.horizon();
-    let mut server_time = horizon.saturating_sub(skew_allowance);
+    let server_time = horizon.saturating_sub(skew_allowance);
     let mut records = changed_since(tx, account, device, request.last_sync)?;
     let mut in_feed: HashSet<(Kind, String)> = records
         .iter()
@@ -97,15 +99,15 @@ pub fn apply(
             records.push((kind, id, record));
         }
     }
-    if let Some(account_inbox) = &inbox
-        && unknown_inbox::applies(tx, account, device)?
-    {
-        unknown_inbox::send_under_every_alias(tx, account, account_inbox, &mut records)?;
-        if first_sync
-            && let Some(oldest) =
-                unknown_inbox::hold_back_inbox_tasks(tx, account, account_inbox, &mut records)?
-        {
-            server_time = server_time.min(oldest - 1);
+    if let Some(account_inbox) = &inbox {
+        // Sent until the answer after the one that learnt the device's inbox, which moves
+        // what the client kept under the transit id.
+        if inbox_was_unknown {
+            unknown_inbox::send_under_every_alias(tx, account, account_inbox, &mut records)?;
+        }
+        if unknown_inbox::applies(tx, account, device)? {
+            let deleted_at = format_server_time(server_time);
+            unknown_inbox::send_inbox_tasks_in_transit(account_inbox, &mut records, &deleted_at);
         }
     }
     remember_answer(

@@ -1,17 +1,21 @@
 //! Devices that synced through the original server, until they send their own inbox. The
 //! server imported every device's inbox id but cannot tell which one is theirs, and a task
 //! sent under an inbox id a device lacks is an orphan there (the desktop client keeps one
-//! inbox and stores the task under the foreign id all the same). So until the device sends
-//! its inbox:
-//! - every answer carries the inbox under each id any device used: the desktop client moves
-//!   the tasks it holds under another device's inbox id into its own, and takes the one with
-//!   its own id as an update (the import dated it later than every device's), which it sends
-//!   back, with its id, at its next sync;
-//! - its first answer holds back the tasks in the inbox, and its `server_time` stays before
-//!   them, so they arrive at the next sync under the device's own inbox id.
+//! inbox and stores the task under the foreign id all the same). The desktop client applies
+//! lists first and deletes last, so until the device's inbox is known:
+//! - each answer carries the inbox under every id any device used (lists are applied first):
+//!   the client moves the tasks it holds under another device's inbox id into its own, and
+//!   takes the one with its own id as an update (the import dated it later than every
+//!   device's), which it sends back, with its id, at its next sync;
+//! - tasks in the inbox go out under a transit id no device has, followed by a delete of
+//!   that list (deletes are applied last): `tickit sync` moves a deleted list's tasks into
+//!   its own inbox, and never deletes an inbox. The transit id is an alias of the account
+//!   inbox like the others, so a client that kept a task under it (the desktop TUI does not
+//!   move a deleted list's tasks) has it moved by the next answer's inbox records.
 
 use rusqlite::{Connection, params};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
 
 use super::feed::{FeedRow, OutgoingRecord, load_outgoing};
 use super::inbox::{OWNER_UNKNOWN, device_inbox};
@@ -27,6 +31,16 @@ pub fn applies(tx: &Connection, account: &str, device: &str) -> rusqlite::Result
         "SELECT EXISTS (SELECT 1 FROM inbox_aliases WHERE account = ?1 AND device = ?2)",
     )?
     .query_row(params![account, OWNER_UNKNOWN], |row| row.get(0))
+}
+
+/// The transit id of an account inbox: a UUID derived from it, which no device has.
+pub fn transit_id(account_inbox: &str) -> String {
+    let digest = Sha256::digest(format!("tickit-sync inbox in transit {account_inbox}"));
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string()
 }
 
 /// Replaces the account inbox in `records` (adding it if absent) by a copy of it under each
@@ -61,34 +75,37 @@ pub fn send_under_every_alias(
     Ok(())
 }
 
-/// Takes the live tasks in the account inbox out of `records`; returns the oldest stamp of
-/// those taken, which the answer's `server_time` must stay before.
-pub fn hold_back_inbox_tasks(
-    tx: &Connection,
-    account: &str,
+/// Puts the tasks in the account inbox under its transit id, and if there are any, adds a
+/// delete of that list dated `deleted_at`.
+pub fn send_inbox_tasks_in_transit(
     account_inbox: &str,
     records: &mut Vec<FeedRow>,
-) -> rusqlite::Result<Option<i64>> {
-    let in_inbox = |record: &OutgoingRecord| {
-        record.kind == Kind::Task
-            && !record.deleted
-            && serde_json::from_str::<Map<String, Value>>(&record.body).is_ok_and(|body| {
-                body.get("list_id").and_then(Value::as_str) == Some(account_inbox)
-            })
-    };
-    let mut oldest: Option<i64> = None;
-    let mut stamp_of = tx.prepare_cached(
-        "SELECT stamp FROM records WHERE account = ?1 AND kind = 'task' AND id = ?2",
-    )?;
-    let mut kept = Vec::with_capacity(records.len());
-    for row in records.drain(..) {
-        if in_inbox(&row.2) {
-            let stamp: i64 = stamp_of.query_row(params![account, row.1], |found| found.get(0))?;
-            oldest = Some(oldest.map_or(stamp, |oldest| oldest.min(stamp)));
-        } else {
-            kept.push(row);
+    deleted_at: &str,
+) {
+    let transit = transit_id(account_inbox);
+    let mut moved = false;
+    for (_, _, record) in records.iter_mut() {
+        if record.kind != Kind::Task || record.deleted {
+            continue;
+        }
+        let Ok(mut body) = serde_json::from_str::<Map<String, Value>>(&record.body) else {
+            continue;
+        };
+        if body.get("list_id").and_then(Value::as_str) == Some(account_inbox) {
+            body.insert("list_id".into(), Value::from(transit.as_str()));
+            record.body = Value::Object(body).to_string();
+            moved = true;
         }
     }
-    *records = kept;
-    Ok(oldest)
+    if moved {
+        let tombstone = json!({
+            "type": "deleted", "id": transit, "record_type": "list", "deleted_at": deleted_at
+        });
+        let record = OutgoingRecord {
+            kind: Kind::List,
+            deleted: true,
+            body: tombstone.to_string(),
+        };
+        records.push((Kind::List, transit, record));
+    }
 }

@@ -132,17 +132,27 @@ fn serve_imports_the_original_tables_once_and_devices_sync_on() {
         TOKEN,
         &json!({ "device_id": DEVICE_A, "last_sync": ORIGINAL_LAST_SYNC, "changes": [] }),
     );
-    let inboxes = of_type(&a, "list");
-    assert_eq!(ids(&inboxes), sorted(&[INBOX_A, INBOX_B, SHOPPING]));
-    for inbox in inboxes.iter().filter(|list| list["is_inbox"] == true) {
+    // Not knowing which inbox is A's, the server sends the inbox under every id (lists are
+    // applied first: tasks under another device's inbox id move into A's own), the inbox
+    // tasks under a transit id, and then a delete of that list, which moves them too.
+    let lists = of_type(&a, "list");
+    let transit = of_type(&a, "deleted")
+        .into_iter()
+        .find(|deleted| deleted["record_type"] == "list")
+        .map(|deleted| deleted["id"].as_str().unwrap().to_owned())
+        .expect("a delete of the transit list");
+    assert_eq!(ids(&lists), sorted(&[INBOX_A, INBOX_B, SHOPPING, &transit]));
+    for inbox in lists.iter().filter(|list| list["id"] != SHOPPING) {
+        assert_eq!(inbox["is_inbox"], true, "{inbox}");
         assert_eq!(inbox["updated_at"], "2026-11-21T10:00:00.001Z", "{inbox}");
     }
-    assert_eq!(
-        ids(&of_type(&a, "task")),
-        [IN_LIST],
-        "inbox tasks wait until the device has said which inbox is its own"
-    );
-    assert_eq!(ids(&of_type(&a, "deleted")), [DELETED]);
+    let tasks = of_type(&a, "task");
+    assert_eq!(ids(&tasks), sorted(&[IN_INBOX, IN_LIST]));
+    let plumber = tasks.iter().find(|task| task["id"] == IN_INBOX).unwrap();
+    assert_eq!(plumber["list_id"], transit.as_str());
+    assert_eq!(ids(&of_type(&a, "deleted")), sorted(&[DELETED, &transit]));
+    let last = a["changes"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["id"], transit.as_str(), "deletes come last");
 
     // A device set up after the switch gets everything with its first sync.
     let inbox_c = "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a";
