@@ -8,9 +8,8 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
-use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::clock::Clock;
 use super::decide::{Decision, Version, decide};
@@ -19,10 +18,13 @@ use super::inbox::OWNER_UNKNOWN;
 use super::records::{load, store};
 use super::tidy::tidy_after_delete;
 use super::unknown_inbox::transit_id;
-use crate::protocol::{Change, Kind, parse_change};
+use crate::protocol::{Change, Kind};
 
-/// Tables only the original server writes; together they tell its database apart.
-const ORIGINAL_TABLES: [&str; 5] = ["lists", "tags", "tasks", "task_tags", "tombstones"];
+mod original_tables;
+
+use original_tables::Original;
+pub use original_tables::holds_original_tables;
+
 /// How the import of the database's own original tables is named in the `imports` table.
 pub const IN_PLACE: &str = "in place";
 
@@ -86,19 +88,6 @@ impl fmt::Display for ImportReport {
     }
 }
 
-/// Whether schema `schema` (`main`, or an attached database) holds the original's tables.
-pub fn holds_original_tables(conn: &Connection, schema: &str) -> rusqlite::Result<bool> {
-    let found: usize = conn.query_row(
-        &format!(
-            "SELECT COUNT(*) FROM {schema}.sqlite_master WHERE type = 'table' AND name IN ({})",
-            quoted_list(&ORIGINAL_TABLES)
-        ),
-        [],
-        |row| row.get(0),
-    )?;
-    Ok(found == ORIGINAL_TABLES.len())
-}
-
 /// Whether the database's own original tables must be imported: they are there, were never
 /// imported, and this server holds no records yet (a failed import is retried).
 pub fn pending_in_place(conn: &Connection) -> rusqlite::Result<bool> {
@@ -146,21 +135,54 @@ pub fn import(
         .collect();
     report.inboxes = inboxes.len();
     let account_inbox = fold_inboxes(tx, clock, account, &inboxes, now, &mut report)?;
-    let inbox_ids: HashSet<&str> = inboxes.iter().map(|inbox| inbox.id.as_str()).collect();
 
-    let mut live = Liveness::new(tx, account, &records);
-    for change in records.iter().filter(|change| !is_inbox(change)) {
-        let mut change = change.clone();
-        let mut tidied = false;
-        if change.kind == Kind::Task {
-            let inbox = account_inbox.as_deref();
-            tidied = tidy_task(&mut change, inbox, &inbox_ids, &mut live, &mut report)?;
-        }
-        if put(tx, clock, account, &change, now)? {
+    let target = Target {
+        tx,
+        account,
+        account_inbox,
+        inbox_ids: inboxes.iter().map(|inbox| inbox.id.clone()).collect(),
+        now,
+    };
+    target.put_records(clock, &records, &mut report)?;
+    target.put_tombstones(clock, &tombstones, &mut report)?;
+    tx.execute(
+        "INSERT INTO imports (account, source, imported_at, summary) VALUES (?1, ?2, ?3, ?4)",
+        params![account, source, now, report.to_string()],
+    )?;
+    Ok(report)
+}
+
+/// Where the import goes: the account, its inbox and every inbox id folded into it.
+struct Target<'a> {
+    tx: &'a Connection,
+    account: &'a str,
+    account_inbox: Option<String>,
+    inbox_ids: HashSet<String>,
+    /// No version competes as if made later than the import.
+    now: i64,
+}
+
+impl Target<'_> {
+    /// Stores the lists, tags and tasks but the inboxes (folded already), tasks tidied.
+    fn put_records(
+        &self,
+        clock: &mut Clock,
+        records: &[Change],
+        report: &mut ImportReport,
+    ) -> rusqlite::Result<()> {
+        let mut live = Liveness::new(self.tx, self.account, records);
+        for change in records.iter().filter(|change| !is_inbox(change)) {
+            let mut change = change.clone();
+            let tidied =
+                change.kind == Kind::Task && self.tidy_task(&mut change, &mut live, report)?;
+            if !put(self.tx, clock, self.account, &change, self.now)? {
+                report.kept_newer += 1;
+                continue;
+            }
             if tidied {
                 // Devices hold the untidied task at this `updated_at`.
                 let held = Some(change.version);
-                ensure_applied(tx, clock, account, Kind::Task, &change.id, held)?;
+                ensure_applied(self.tx, clock, self.account, Kind::Task, &change.id, held)?;
             }
             match change.kind {
                 Kind::List => report.lists += 1,
@@ -171,133 +193,75 @@ pub fn import(
                 }
                 Kind::TaskTag => {}
             }
-        } else {
-            report.kept_newer += 1;
         }
+        Ok(())
     }
-    let deletes_an_inbox = |tombstone: &&Change| {
-        tombstone.kind == Kind::List
-            && (inbox_ids.contains(tombstone.id.as_str())
-                || account_inbox.as_ref() == Some(&tombstone.id))
-    };
-    // Every device keeps its inbox: a delete of one is dropped, as in a sync.
-    for tombstone in tombstones.iter().filter(|t| !deletes_an_inbox(t)) {
-        if put(tx, clock, account, tombstone, now)? {
-            tidy_after_delete(tx, clock, account, account_inbox.as_ref(), tombstone)?;
-            report.tombstones += 1;
-        } else {
-            report.kept_newer += 1;
+
+    /// Stores the tombstones but those of inboxes, which every device keeps (a sync drops
+    /// them too), tidying what a winning one leaves dangling in the account.
+    fn put_tombstones(
+        &self,
+        clock: &mut Clock,
+        tombstones: &[Change],
+        report: &mut ImportReport,
+    ) -> rusqlite::Result<()> {
+        let deletes_an_inbox = |tombstone: &Change| {
+            tombstone.kind == Kind::List
+                && (self.inbox_ids.contains(&tombstone.id)
+                    || self.account_inbox.as_ref() == Some(&tombstone.id))
+        };
+        for tombstone in tombstones.iter().filter(|t| !deletes_an_inbox(t)) {
+            if put(self.tx, clock, self.account, tombstone, self.now)? {
+                let inbox = self.account_inbox.as_ref();
+                tidy_after_delete(self.tx, clock, self.account, inbox, tombstone)?;
+                report.tombstones += 1;
+            } else {
+                report.kept_newer += 1;
+            }
         }
+        Ok(())
     }
-    tx.execute(
-        "INSERT INTO imports (account, source, imported_at, summary) VALUES (?1, ?2, ?3, ?4)",
-        params![account, source, now, report.to_string()],
-    )?;
-    Ok(report)
-}
 
-/// The original's rows as validated changes.
-struct Original {
-    records: Vec<Change>,
-    tombstones: Vec<Change>,
-}
-
-impl Original {
-    fn read(
-        tx: &Connection,
-        schema: &str,
-        skipped: &mut Vec<String>,
-    ) -> rusqlite::Result<Original> {
-        let mut links: HashMap<String, Vec<Value>> = HashMap::new();
-        for (task, tag) in rows(
-            tx,
-            &format!("SELECT task_id, tag_id FROM {schema}.task_tags ORDER BY task_id, tag_id"),
-        )?
-        .into_iter()
-        .filter_map(|row| match <[Sql; 2]>::try_from(row) {
-            Ok([Sql::Text(task), Sql::Text(tag)]) => Some((task, tag)),
-            _ => None,
-        }) {
-            links.entry(task).or_default().push(Value::from(tag));
-        }
-        let mut records = Vec::new();
-        let mut tombstones = Vec::new();
-        let tables = [
-            (
-                "lists",
-                "list",
-                "id, name, description, icon, color, is_inbox, sort_order, created_at, updated_at",
-            ),
-            ("tags", "tag", "id, name, color, created_at, updated_at"),
-            (
-                "tasks",
-                "task",
-                "id, title, description, url, priority, completed, list_id, created_at, \
-                 updated_at, completed_at, due_date",
-            ),
-            ("tombstones", "deleted", "id, record_type, deleted_at"),
-        ];
-        for (table, record_type, columns) in tables {
-            let names: Vec<&str> = columns.split(", ").collect();
-            let query = format!("SELECT {columns} FROM {schema}.{table} ORDER BY rowid");
-            for row in rows(tx, &query)? {
-                let mut body = Map::new();
-                body.insert("type".into(), Value::from(record_type));
-                for (name, value) in names.iter().zip(row) {
-                    if let Some(value) = json_field(name, value) {
-                        body.insert((*name).into(), value);
-                    }
-                }
-                if record_type == "task" {
-                    let id = body.get("id").and_then(Value::as_str).unwrap_or_default();
-                    let tags = links.get(id).cloned().unwrap_or_default();
-                    body.insert("tag_ids".into(), Value::Array(tags));
-                }
-                let id = body
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .unwrap_or("?")
-                    .to_owned();
-                match parse_change(&format!("{table} {id}"), Value::Object(body)) {
-                    Ok(change) if change.deleted => tombstones.push(change),
-                    Ok(change) => records.push(change),
-                    Err(fault) => skipped.push(fault.to_string()),
+    /// Points the task at the account inbox when it was in some device's inbox (a renaming,
+    /// as for every upload) or in a list that is gone, and drops links to tags that are gone.
+    /// Returns whether the task changed in a way devices must apply.
+    fn tidy_task(
+        &self,
+        task: &mut Change,
+        live: &mut Liveness,
+        report: &mut ImportReport,
+    ) -> rusqlite::Result<bool> {
+        let mut tidied = false;
+        let list = task
+            .body
+            .get("list_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        if let Some(inbox) = &self.account_inbox
+            && list != *inbox
+        {
+            let in_an_inbox = self.inbox_ids.contains(&list);
+            if in_an_inbox || !live.is_live(Kind::List, &list)? {
+                task.body
+                    .insert("list_id".into(), Value::from(inbox.as_str()));
+                if !in_an_inbox {
+                    report.moved_to_inbox += 1;
+                    tidied = true;
                 }
             }
         }
-        Ok(Original {
-            records,
-            tombstones,
-        })
-    }
-
-    /// The original kept a record beside its tombstone when a newer update brought it back;
-    /// of the two, the later one stands, as it would here (instants no later than `now`).
-    fn resolve_deletes(self, now: i64) -> (Vec<Change>, Vec<Change>) {
-        let mut tombstones: HashMap<(Kind, String), Change> = self
-            .tombstones
-            .into_iter()
-            .map(|tombstone| ((tombstone.kind, tombstone.id.clone()), tombstone))
-            .collect();
-        let mut records = Vec::new();
-        for record in self.records {
-            let key = (record.kind, record.id.clone());
-            let stands = match tombstones.get(&key) {
-                None => true,
-                Some(_) if is_inbox(&record) => true,
-                Some(tombstone) => {
-                    decide(&version_at(&record, now), Some(&version_at(tombstone, now)))
-                        == Decision::Replace
-                }
-            };
-            if stands {
-                tombstones.remove(&key);
-                records.push(record);
+        let mut kept = Vec::new();
+        for tag in tag_ids(task).map(str::to_owned).collect::<Vec<_>>() {
+            if live.is_live(Kind::Tag, &tag)? {
+                kept.push(Value::from(tag));
+            } else {
+                report.links_removed += 1;
+                tidied = true;
             }
         }
-        let mut tombstones: Vec<Change> = tombstones.into_values().collect();
-        tombstones.sort_by(|a, b| (a.version, &a.id).cmp(&(b.version, &b.id)));
-        (records, tombstones)
+        task.body.insert("tag_ids".into(), Value::Array(kept));
+        Ok(tidied)
     }
 }
 
@@ -335,48 +299,6 @@ impl<'a> Liveness<'a> {
         self.stored.insert(key, live);
         Ok(live)
     }
-}
-
-/// Points the task at the account inbox when it was in some device's inbox (a renaming, as
-/// for every upload) or in a list that is gone, and drops links to tags that are gone.
-/// Returns whether the task changed in a way devices must apply.
-fn tidy_task(
-    task: &mut Change,
-    account_inbox: Option<&str>,
-    inbox_ids: &HashSet<&str>,
-    live: &mut Liveness,
-    report: &mut ImportReport,
-) -> rusqlite::Result<bool> {
-    let mut tidied = false;
-    let list = task
-        .body
-        .get("list_id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    if let Some(inbox) = account_inbox
-        && list != inbox
-    {
-        let in_an_inbox = inbox_ids.contains(list.as_str());
-        if in_an_inbox || !live.is_live(Kind::List, &list)? {
-            task.body.insert("list_id".into(), Value::from(inbox));
-            if !in_an_inbox {
-                report.moved_to_inbox += 1;
-                tidied = true;
-            }
-        }
-    }
-    let mut kept = Vec::new();
-    for tag in tag_ids(task).map(str::to_owned).collect::<Vec<_>>() {
-        if live.is_live(Kind::Tag, &tag)? {
-            kept.push(Value::from(tag));
-        } else {
-            report.links_removed += 1;
-            tidied = true;
-        }
-    }
-    task.body.insert("tag_ids".into(), Value::Array(kept));
-    Ok(tidied)
 }
 
 /// Makes the account's one inbox out of every device's: the id of the account's inbox if it
@@ -500,37 +422,4 @@ fn tag_ids(task: &Change) -> impl Iterator<Item = &str> {
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
-}
-
-/// A column as the original's own server would have sent it: its booleans as `true`/`false`,
-/// and a missing tag `updated_at` left out (this server fills it on the way out).
-fn json_field(name: &str, value: Sql) -> Option<Value> {
-    Some(match value {
-        Sql::Null if name == "updated_at" => return None,
-        Sql::Null => Value::Null,
-        Sql::Integer(number) if matches!(name, "completed" | "is_inbox") => {
-            Value::Bool(number != 0)
-        }
-        Sql::Integer(number) => Value::from(number),
-        Sql::Real(number) => Value::from(number),
-        Sql::Text(text) => Value::from(text),
-        Sql::Blob(bytes) => Value::from(String::from_utf8_lossy(&bytes).into_owned()),
-    })
-}
-
-fn rows(tx: &Connection, query: &str) -> rusqlite::Result<Vec<Vec<Sql>>> {
-    let mut statement = tx.prepare(query)?;
-    let width = statement.column_count();
-    let rows = statement.query_map([], |row| {
-        (0..width).map(|index| row.get::<_, Sql>(index)).collect()
-    })?;
-    rows.collect()
-}
-
-fn quoted_list(names: &[&str]) -> String {
-    names
-        .iter()
-        .map(|name| format!("'{name}'"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
