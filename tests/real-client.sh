@@ -38,9 +38,8 @@ CALL_TIMEOUT=60 # seconds, for every client and server CLI call
 WAIT_SECS=20    # how long the server gets to come up / to pick up a new token
 
 cd "$(dirname "$0")/.."
-
-log() { printf '%s\n' "$*"; }
-die() { printf 'real-client: FATAL: %s\nreal-client: 0 passed, 1 failed\n' "$*" >&2; exit 1; }
+# shellcheck source=tests/checks.sh
+source tests/checks.sh
 
 # ---------------------------------------------------------------------------------------
 # 1. Tools: tickit 0.5.8, faketime, python3, the server.
@@ -54,13 +53,10 @@ find_server_binary
 # Bookkeeping, cleanup.
 # ---------------------------------------------------------------------------------------
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/real-client.XXXXXX")
-PASS=0
-FAIL=0
-FAILED=()
 SERVER_PID=
-RUN=        # name of the current scenario run
-RUN_DIR=    # its directory
-DONE=0
+RUN=        # name of the current scenario run, the label of its checks' lines
+RUN_DIR=    # its directory, where check.out goes
+checks_init RUN RUN_DIR
 
 stop_server() {
   if [ -n "$SERVER_PID" ]; then
@@ -72,48 +68,14 @@ stop_server() {
   fi
 }
 
+# The EXIT trap: the server stopped, then the summary (tests/checks.sh).
 cleanup() {
   local rc=$?
-  trap - EXIT
   stop_server
-  if [ "$DONE" != 1 ]; then
-    FAIL=$((FAIL + 1))
-    FAILED+=("script aborted early (exit $rc) during run '${RUN:-setup}'")
-  fi
-  if [ "$FAIL" -eq 0 ] && [ "${KEEP_TMP:-0}" != 1 ]; then
-    rm -rf "$WORK"
-  else
-    log "temporary files (server logs, sync logs, snapshots) kept in $WORK"
-  fi
-  summary # its last line is the result line CI looks for
-  [ "$FAIL" -eq 0 ] && exit 0
-  exit 1
+  checks_end "$rc" "run '${RUN:-setup}'" "server logs, sync logs, snapshots"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-summary() {
-  log ""
-  log "================ summary ================"
-  if [ "${#FAILED[@]}" -gt 0 ]; then
-    log "failed checks:"
-    printf '  - %s\n' "${FAILED[@]}"
-  fi
-  log "real-client: $PASS passed, $FAIL failed"
-}
-
-pass() { PASS=$((PASS + 1)); log "  ok   [$RUN] $1"; }
-fail() {
-  FAIL=$((FAIL + 1)); FAILED+=("[$RUN] $1"); log "  FAIL [$RUN] $1"
-  if [ -n "${2:-}" ] && [ -s "$2" ]; then sed 's/^/         | /' "$2" | tail -n 30; fi
-}
-
-# check DESCRIPTION COMMAND...: run COMMAND, count a pass if it exits 0.
-check() {
-  local desc=$1; shift
-  local out="$RUN_DIR/check.out"
-  if "$@" >"$out" 2>&1; then pass "$desc"; else fail "$desc" "$out"; fi
-}
 
 # ---------------------------------------------------------------------------------------
 # JSON assertions: pyck 'CODE' NAME=FILE | NAME:=STRING | NAME#=INT ...
@@ -301,10 +263,10 @@ PROBE_DEVICE=00000000-0000-4000-8000-00000000beef
 # sync_probe TOKEN [OUT]: an empty full sync (last_sync null) as a device of its own; exit 0
 # when answered 200; the response body goes to OUT if given.
 sync_probe() {
-  python3 - "$PORT" "$1" "${2:-}" <<'PY'
+  python3 - "$PORT" "$1" "${2:-}" "$PROBE_DEVICE" <<'PY'
 import json, sys, urllib.request, urllib.error
-port, token, out = sys.argv[1], sys.argv[2], sys.argv[3]
-body = json.dumps({"device_id": "00000000-0000-4000-8000-00000000beef",
+port, token, out, device = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+body = json.dumps({"device_id": device,
                    "last_sync": None, "changes": []}).encode()
 req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/sync", data=body, method="POST",
     headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
@@ -526,7 +488,7 @@ scenario() { # RUN-NAME SKEW_A SKEW_B   (skews are faketime -f offsets, '' = rea
   # rightly lose under the protocol's LWW rule -- not a server bug -- so the skewed runs
   # are chosen on the side where "later by the device clocks" is also later in reality.
   t0=$(date -u +%s)
-  check "B: tickit done '$TITLE1'" tk B done "$TITLE1"
+  check "B: tickit done '$TITLE1'" tk B "done" "$TITLE1"
   t1=$(date -u +%s)
   do_sync B
   do_sync A
@@ -928,5 +890,4 @@ scenario a-behind-1min "-60s" ""
 scenario b-ahead-1h "" "+1h"
 four_clocks four-clocks
 
-DONE=1
-exit 0 # cleanup (EXIT trap) prints the summary and sets the exit status
+checks_finished # the EXIT trap prints the summary and sets the exit status
