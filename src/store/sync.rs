@@ -50,7 +50,8 @@ pub fn apply(
         "INSERT OR IGNORE INTO devices (account, device) VALUES (?1, ?2)",
         params![account, device],
     )?;
-    let inbox_was_unknown = unknown_inbox::applies(tx, account, device)?;
+    let imported_inboxes = unknown_inbox::in_account(tx, account)?;
+    let inbox_was_unknown = imported_inboxes && device_inbox(tx, account, device)?.is_none();
     let inbox = register_inboxes(tx, account, device, &request.changes)?;
     let scope = Scope {
         account,
@@ -99,13 +100,14 @@ pub fn apply(
             records.push((kind, id, record));
         }
     }
+    let own_inbox = device_inbox(tx, account, device)?;
     if let Some(account_inbox) = &inbox {
-        // Sent until the answer after the one that learnt the device's inbox, which moves
-        // what the client kept under the transit id.
+        // Also in the answer that learns the device's inbox: it moves what the client kept
+        // under the transit id.
         if inbox_was_unknown {
             unknown_inbox::send_under_every_alias(tx, account, account_inbox, &mut records)?;
         }
-        if unknown_inbox::applies(tx, account, device)? {
+        if imported_inboxes && own_inbox.is_none() {
             let deleted_at = format_server_time(server_time);
             unknown_inbox::send_inbox_tasks_in_transit(account_inbox, &mut records, &deleted_at);
         }
@@ -121,13 +123,10 @@ pub fn apply(
     for (kind, id, _) in &records {
         sent(tx, account, device, *kind, id, horizon)?;
     }
-    let inbox = match inbox {
-        Some(account_inbox) => Some(InboxIds {
-            device_inbox: device_inbox(tx, account, device)?,
-            account_inbox,
-        }),
-        None => None,
-    };
+    let inbox = inbox.map(|account_inbox| InboxIds {
+        device_inbox: own_inbox,
+        account_inbox,
+    });
     Ok(SyncOutcome {
         server_time,
         records: records.into_iter().map(|(_, _, record)| record).collect(),

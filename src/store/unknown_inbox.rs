@@ -18,15 +18,12 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::feed::{FeedRow, OutgoingRecord, load_outgoing};
-use super::inbox::{OWNER_UNKNOWN, device_inbox};
+use super::inbox::OWNER_UNKNOWN;
 use crate::protocol::Kind;
 
-/// Whether the device has not sent its inbox yet, in an account with imported inbox ids
-/// whose device is not known.
-pub fn applies(tx: &Connection, account: &str, device: &str) -> rusqlite::Result<bool> {
-    if device_inbox(tx, account, device)?.is_some() {
-        return Ok(false);
-    }
+/// Whether the account has inbox ids whose device is not known: it was imported from the
+/// original server, and some of its devices have not sent their inbox yet.
+pub fn in_account(tx: &Connection, account: &str) -> rusqlite::Result<bool> {
     tx.prepare_cached(
         "SELECT EXISTS (SELECT 1 FROM inbox_aliases WHERE account = ?1 AND device = ?2)",
     )?
