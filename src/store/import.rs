@@ -7,15 +7,17 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::path::Path;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::Value;
 
 use super::clock::Clock;
 use super::decide::{Decision, Version, decide};
 use super::delivery::ensure_applied;
 use super::inbox::OWNER_UNKNOWN;
-use super::records::{load, store};
+use super::open_migrated;
+use super::records::{load, newest_stamp, store};
 use super::tidy::tidy_after_delete;
 use super::unknown_inbox::transit_id;
 use crate::protocol::{Change, Kind};
@@ -26,7 +28,7 @@ use original_tables::Original;
 pub use original_tables::holds_original_tables;
 
 /// How the import of the database's own original tables is named in the `imports` table.
-pub const IN_PLACE: &str = "in place";
+const IN_PLACE: &str = "in place";
 
 /// What an import did, for the log and the `import` command.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -104,12 +106,88 @@ pub fn pending_in_place(conn: &Connection) -> rusqlite::Result<bool> {
 }
 
 /// Whether the account holds any record or tombstone.
-pub fn account_holds_data(conn: &Connection, account: &str) -> rusqlite::Result<bool> {
+fn account_holds_data(conn: &Connection, account: &str) -> rusqlite::Result<bool> {
     conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM records WHERE account = ?1)",
         [account],
         |row| row.get(0),
     )
+}
+
+/// Imports the original's tables held in the database's own file into the default account,
+/// the account every token of the original's config belongs to.
+pub fn in_place(conn: &mut Connection, clock: &mut Clock) -> rusqlite::Result<ImportReport> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let account = crate::tokens::DEFAULT_ACCOUNT;
+    let report = import(&tx, clock, "main", account, IN_PLACE)?;
+    tx.commit()?;
+    Ok(report)
+}
+
+/// `import --from`: imports an original tickit-sync database file into `account` of the
+/// database at `path`, refusing an account that holds data unless `merge` (then each record
+/// keeps its newer version). Safe beside a running server: it holds the write lock throughout.
+pub fn from_file(
+    path: &Path,
+    from: &Path,
+    account: &str,
+    merge: bool,
+) -> Result<ImportReport, String> {
+    let mut conn = open_migrated(path)?;
+    let same_file = match (std::fs::canonicalize(from), std::fs::canonicalize(path)) {
+        (Ok(from), Ok(path)) => from == path,
+        _ => false,
+    };
+    let schema = if same_file { "main" } else { "original" };
+    let failed = |e: rusqlite::Error| format!("import from {} failed: {e}", from.display());
+    if !same_file {
+        if !from.is_file() {
+            return Err(format!(
+                "{} is not a file; give the original server's database file (its [database] \
+                 path, by default tickit-sync.sqlite)",
+                from.display()
+            ));
+        }
+        let escaped = from
+            .display()
+            .to_string()
+            .replace('%', "%25")
+            .replace('?', "%3f")
+            .replace('#', "%23");
+        let uri = format!("file:{escaped}?mode=ro");
+        conn.execute("ATTACH DATABASE ?1 AS original", [uri])
+            .map_err(failed)?;
+    }
+    if !holds_original_tables(&conn, schema).map_err(failed)? {
+        return Err(format!(
+            "{} does not hold the original tickit-sync's tables (lists, tags, tasks, task_tags, \
+             tombstones); is it the right file?",
+            from.display()
+        ));
+    }
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(failed)?;
+    if !merge && account_holds_data(&tx, account).map_err(failed)? {
+        return Err(format!(
+            "account {account:?} in {} already holds tasks; nothing imported. Add --merge to \
+             import anyway (of two versions of a record, the newer stays), or --account NAME \
+             to import into another account",
+            path.display()
+        ));
+    }
+    let mut clock = Clock::starting_after(newest_stamp(&tx).map_err(failed)?);
+    let source = std::path::absolute(from).unwrap_or_else(|_| from.to_owned());
+    let report = import(
+        &tx,
+        &mut clock,
+        schema,
+        account,
+        &source.display().to_string(),
+    )
+    .map_err(failed)?;
+    tx.commit().map_err(failed)?;
+    Ok(report)
 }
 
 /// Imports the original's tables in `schema` into `account`, each version competing with what

@@ -33,7 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::permissions;
 use crate::protocol::SyncRequest;
 use clock::Clock;
-pub use import::ImportReport;
+pub use import::{ImportReport, from_file as import_file};
 use records::newest_stamp;
 pub use sync::SyncOutcome;
 use sync::apply;
@@ -119,7 +119,7 @@ impl Store {
         let failed = |e: rusqlite::Error| format!("cannot read database {}: {e}", path.display());
         let mut clock = Clock::starting_after(newest_stamp(&conn).map_err(failed)?);
         let imported = if import::pending_in_place(&conn).map_err(failed)? {
-            Some(import_in_place(&mut conn, &mut clock).map_err(|e| {
+            Some(import::in_place(&mut conn, &mut clock).map_err(|e| {
                 format!(
                     "database {}: holds the original tickit-sync's tables, and importing them \
                      failed: {e}; nothing was changed, and the next start tries again",
@@ -176,82 +176,6 @@ impl Store {
             .map_err(|_| StoreError::WriterGone)?;
         answer.await.map_err(|_| StoreError::WriterGone)
     }
-}
-
-/// Imports the original's tables held in the database's own file into the default account,
-/// the account every token of the original's config belongs to.
-fn import_in_place(conn: &mut Connection, clock: &mut Clock) -> rusqlite::Result<ImportReport> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let account = crate::tokens::DEFAULT_ACCOUNT;
-    let report = import::import(&tx, clock, "main", account, import::IN_PLACE)?;
-    tx.commit()?;
-    Ok(report)
-}
-
-/// `import --from`: imports an original tickit-sync database file into `account` of the
-/// database at `path`, refusing an account that holds data unless `merge` (then each record
-/// keeps its newer version). Safe beside a running server: it holds the write lock throughout.
-pub fn import_file(
-    path: &Path,
-    from: &Path,
-    account: &str,
-    merge: bool,
-) -> Result<ImportReport, String> {
-    let mut conn = open_migrated(path)?;
-    let same_file = match (std::fs::canonicalize(from), std::fs::canonicalize(path)) {
-        (Ok(from), Ok(path)) => from == path,
-        _ => false,
-    };
-    let schema = if same_file { "main" } else { "original" };
-    let failed = |e: rusqlite::Error| format!("import from {} failed: {e}", from.display());
-    if !same_file {
-        if !from.is_file() {
-            return Err(format!(
-                "{} is not a file; give the original server's database file (its [database] \
-                 path, by default tickit-sync.sqlite)",
-                from.display()
-            ));
-        }
-        let escaped = from
-            .display()
-            .to_string()
-            .replace('%', "%25")
-            .replace('?', "%3f")
-            .replace('#', "%23");
-        let uri = format!("file:{escaped}?mode=ro");
-        conn.execute("ATTACH DATABASE ?1 AS original", [uri])
-            .map_err(failed)?;
-    }
-    if !import::holds_original_tables(&conn, schema).map_err(failed)? {
-        return Err(format!(
-            "{} does not hold the original tickit-sync's tables (lists, tags, tasks, task_tags, \
-             tombstones); is it the right file?",
-            from.display()
-        ));
-    }
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(failed)?;
-    if !merge && import::account_holds_data(&tx, account).map_err(failed)? {
-        return Err(format!(
-            "account {account:?} in {} already holds tasks; nothing imported. Add --merge to \
-             import anyway (of two versions of a record, the newer stays), or --account NAME \
-             to import into another account",
-            path.display()
-        ));
-    }
-    let mut clock = Clock::starting_after(newest_stamp(&tx).map_err(failed)?);
-    let source = std::path::absolute(from).unwrap_or_else(|_| from.to_owned());
-    let report = import::import(
-        &tx,
-        &mut clock,
-        schema,
-        account,
-        &source.display().to_string(),
-    )
-    .map_err(failed)?;
-    tx.commit().map_err(failed)?;
-    Ok(report)
 }
 
 /// Opens the database and brings its schema up to date.
