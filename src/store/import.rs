@@ -56,38 +56,39 @@ impl fmt::Display for ImportReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "imported into account {:?}: {} tasks ({} tag links), {} lists, {} tags, {} \
-             tombstones; {} inbox lists folded into the account's one inbox",
+            "imported into account {:?}: {} ({}), {}, {}, {}; {} folded into the account's \
+             one inbox",
             self.account,
-            self.tasks,
-            self.tag_links,
-            self.lists,
-            self.tags,
-            self.tombstones,
-            self.inboxes
+            count(self.tasks, "task"),
+            count(self.tag_links, "tag link"),
+            count(self.lists, "list"),
+            count(self.tags, "tag"),
+            count(self.tombstones, "tombstone"),
+            count(self.inboxes, "inbox list"),
         )?;
         if self.moved_to_inbox > 0 {
-            write!(
-                f,
-                "; {} tasks of deleted lists moved to the inbox",
-                self.moved_to_inbox
-            )?;
+            let tasks = count(self.moved_to_inbox, "task");
+            write!(f, "; {tasks} of deleted lists moved to the inbox")?;
         }
         if self.links_removed > 0 {
-            write!(f, "; {} links to deleted tags removed", self.links_removed)?;
+            let links = count(self.links_removed, "link");
+            write!(f, "; {links} to deleted tags removed")?;
         }
         if self.kept_newer > 0 {
-            write!(
-                f,
-                "; {} records kept as this server had them, being newer",
-                self.kept_newer
-            )?;
+            let records = count(self.kept_newer, "record");
+            write!(f, "; {records} kept as this server had them, being newer")?;
         }
         for skipped in &self.skipped {
             write!(f, "\n  skipped (no client could read it): {skipped}")?;
         }
         Ok(())
     }
+}
+
+/// `1 task`, `2 tasks`.
+fn count(number: usize, noun: &str) -> String {
+    let plural = if number == 1 { "" } else { "s" };
+    format!("{number} {noun}{plural}")
 }
 
 /// Whether the database's own original tables must be imported: they are there, were never

@@ -116,8 +116,8 @@ fn sorted(ids: &[&str]) -> Vec<String> {
     ids
 }
 
-const IMPORTED: &str = "imported into account \"default\": 2 tasks (0 tag links), 1 lists, 0 \
-                        tags, 1 tombstones; 2 inbox lists folded into the account's one inbox";
+const IMPORTED: &str = "imported into account \"default\": 2 tasks (0 tag links), 1 list, 0 \
+                        tags, 1 tombstone; 2 inbox lists folded into the account's one inbox";
 
 #[test]
 fn serve_imports_the_original_tables_once_and_devices_sync_on() {
