@@ -16,26 +16,13 @@ const ODD: &str = "4d5e6f70-8192-4cad-9ecf-3a4b5c6d7e8f";
 const OLD_LIST: &str = "5e6f7081-92a3-4dbe-8fd0-4b5c6d7e8f90";
 const GONE_TAG: &str = "6f708192-a3b4-4ecf-9a01-5c6d7e8f9a0b";
 
+/// The original's tables, as its schema has them.
+const ORIGINAL_SCHEMA: &str = include_str!("../../tests/fixtures/original-0.2.1/schema.sql");
+
 /// The original's tables (as its schema has them) holding two devices' history.
 fn original_database() -> String {
     format!(
-        "CREATE TABLE lists (id TEXT PRIMARY KEY, name TEXT NOT NULL, description TEXT,
-             icon TEXT NOT NULL DEFAULT '📋', color TEXT, is_inbox INTEGER NOT NULL DEFAULT 0,
-             sort_order INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL,
-             updated_at TEXT NOT NULL);
-         CREATE TABLE tags (id TEXT PRIMARY KEY, name TEXT NOT NULL, color TEXT NOT NULL,
-             created_at TEXT NOT NULL, updated_at TEXT);
-         CREATE TABLE tasks (id TEXT PRIMARY KEY, title TEXT NOT NULL, description TEXT,
-             url TEXT, priority TEXT NOT NULL DEFAULT 'medium',
-             completed INTEGER NOT NULL DEFAULT 0, list_id TEXT NOT NULL,
-             created_at TEXT NOT NULL, updated_at TEXT NOT NULL, completed_at TEXT,
-             due_date TEXT);
-         CREATE TABLE task_tags (task_id TEXT NOT NULL, tag_id TEXT NOT NULL,
-             created_at TEXT NOT NULL, PRIMARY KEY (task_id, tag_id));
-         CREATE TABLE tombstones (id TEXT PRIMARY KEY, record_type TEXT NOT NULL,
-             deleted_at TEXT NOT NULL);
-         CREATE TABLE device_sync (device_id TEXT PRIMARY KEY, last_sync TEXT NOT NULL);
-
+        "{ORIGINAL_SCHEMA}
          INSERT INTO lists VALUES
            ('{LAPTOP_INBOX}', 'Inbox', NULL, '📥', NULL, 1, 0,
             '2026-11-20T10:00:00.000000001Z', '2026-11-20T10:00:00.000000001Z'),

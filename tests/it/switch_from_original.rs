@@ -17,26 +17,14 @@ const DELETED: &str = "6d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
 /// A `server_time` as the original sent it, which devices keep as `last_sync`.
 const ORIGINAL_LAST_SYNC: &str = "2026-11-22T16:00:00.123456789+00:00";
 
+/// The original's tables, as its schema has them.
+const ORIGINAL_SCHEMA: &str = include_str!("../fixtures/original-0.2.1/schema.sql");
+
 /// The original's tables (as its schema has them), with the history of two devices.
 fn write_original_database(path: &Path) {
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.execute_batch(&format!(
-        "CREATE TABLE lists (id TEXT PRIMARY KEY, name TEXT NOT NULL, description TEXT,
-             icon TEXT NOT NULL DEFAULT '📋', color TEXT, is_inbox INTEGER NOT NULL DEFAULT 0,
-             sort_order INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL,
-             updated_at TEXT NOT NULL);
-         CREATE TABLE tags (id TEXT PRIMARY KEY, name TEXT NOT NULL, color TEXT NOT NULL,
-             created_at TEXT NOT NULL, updated_at TEXT);
-         CREATE TABLE tasks (id TEXT PRIMARY KEY, title TEXT NOT NULL, description TEXT,
-             url TEXT, priority TEXT NOT NULL DEFAULT 'medium',
-             completed INTEGER NOT NULL DEFAULT 0, list_id TEXT NOT NULL,
-             created_at TEXT NOT NULL, updated_at TEXT NOT NULL, completed_at TEXT,
-             due_date TEXT);
-         CREATE TABLE task_tags (task_id TEXT NOT NULL, tag_id TEXT NOT NULL,
-             created_at TEXT NOT NULL, PRIMARY KEY (task_id, tag_id));
-         CREATE TABLE tombstones (id TEXT PRIMARY KEY, record_type TEXT NOT NULL,
-             deleted_at TEXT NOT NULL);
-         CREATE TABLE device_sync (device_id TEXT PRIMARY KEY, last_sync TEXT NOT NULL);
+        "{ORIGINAL_SCHEMA}
          INSERT INTO lists VALUES
            ('{INBOX_A}', 'Inbox', NULL, '📥', NULL, 1, 0,
             '2026-11-20T10:00:00Z', '2026-11-20T10:00:00Z'),
