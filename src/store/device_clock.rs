@@ -9,7 +9,9 @@
 
 use std::fmt;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
+
+use super::last_answer::LastAnswer;
 
 /// A device whose clock is off by more than the skew allowance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,53 +72,10 @@ pub fn note_offset(
 /// than the `server_time` of the answer to its previous request. A request that repeats the
 /// previous one's `last_sync` is a retry (that answer may never have arrived): it tells
 /// nothing.
-pub fn offset_from_last_sync(
-    tx: &Connection,
-    account: &str,
-    device: &str,
-    last_sync: Option<i64>,
-) -> rusqlite::Result<Option<i64>> {
-    type Previous = (Option<i64>, Option<i64>, Option<i64>);
-    let previous: Option<Previous> = tx
-        .prepare_cached(
-            "SELECT last_received_at, last_server_time, last_last_sync FROM devices
-             WHERE account = ?1 AND device = ?2",
-        )?
-        .query_row(params![account, device], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-        })
-        .optional()?;
-    let Some((Some(received_at), Some(server_time), previous_last_sync)) = previous else {
-        return Ok(None);
-    };
-    // `server_time` goes out rounded down to the millisecond.
-    const MILLISECOND: i64 = 1_000_000;
-    Ok(last_sync
-        .filter(|&last_sync| last_sync < server_time - MILLISECOND)
-        .filter(|&last_sync| Some(last_sync) != previous_last_sync)
-        .map(|own_clock| own_clock - received_at))
-}
-
-/// Remembers when the device's request arrived, its `last_sync`, and the `server_time` it
-/// is answered with.
-pub fn remember_answer(
-    tx: &Connection,
-    account: &str,
-    device: &str,
-    received_at: i64,
-    last_sync: Option<i64>,
-    server_time: i64,
-) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "UPDATE devices SET last_received_at = ?3, last_last_sync = ?4, last_server_time = ?5
-         WHERE account = ?1 AND device = ?2",
-    )?
-    .execute(params![
-        account,
-        device,
-        received_at,
-        last_sync,
-        server_time
-    ])?;
-    Ok(())
+pub fn offset_from_last_sync(previous: Option<&LastAnswer>, last_sync: Option<i64>) -> Option<i64> {
+    let previous = previous?;
+    last_sync
+        .filter(|&last_sync| last_sync < previous.server_time)
+        .filter(|&last_sync| Some(last_sync) != previous.last_sync)
+        .map(|own_clock| own_clock - previous.received_at)
 }

@@ -15,20 +15,21 @@ pub struct OutgoingRecord {
 /// A record in the feed with the key it is sent under.
 pub type FeedRow = (Kind, String, OutgoingRecord);
 
-/// Every record of the account stamped after `last_sync`, except those whose current version
-/// came from this device; everything when `last_sync` is `None`. Oldest stamp first.
+/// Every record of the account stamped after `after`, except those whose current version
+/// came from this device; everything when `after` is `None` (a full sync). Oldest stamp
+/// first.
 pub fn changed_since(
     tx: &Connection,
     account: &str,
     device: &str,
-    last_sync: Option<i64>,
+    after: Option<i64>,
 ) -> rusqlite::Result<Vec<FeedRow>> {
     let mut statement = tx.prepare_cached(
         "SELECT kind, id, deleted, body FROM records
          WHERE account = ?1 AND stamp > ?2 AND (?3 IS NULL OR origin IS NULL OR origin != ?3)
          ORDER BY stamp",
     )?;
-    let (after, exclude_origin) = match last_sync {
+    let (after, exclude_origin) = match after {
         Some(instant) => (instant, Some(device)),
         None => (i64::MIN, None),
     };

@@ -16,6 +16,7 @@ mod import;
 #[cfg(test)]
 mod import_tests;
 mod inbox;
+mod last_answer;
 mod records;
 mod schema;
 mod sync;
@@ -34,6 +35,7 @@ use crate::permissions;
 use crate::protocol::SyncRequest;
 use clock::Clock;
 pub use import::{ImportReport, from_file as import_file};
+use last_answer::LastAnswers;
 use records::newest_stamp;
 pub use sync::SyncOutcome;
 use sync::apply;
@@ -228,6 +230,7 @@ fn open_connection(path: &Path) -> Result<Connection, String> {
 }
 
 fn run_writer(mut conn: Connection, mut receiver: mpsc::Receiver<Command>, mut clock: Clock) {
+    let mut last_answers = LastAnswers::default();
     while let Some(first) = receiver.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -236,7 +239,7 @@ fn run_writer(mut conn: Connection, mut receiver: mpsc::Receiver<Command>, mut c
                 Err(_) => break,
             }
         }
-        run_batch(&mut conn, &mut clock, batch);
+        run_batch(&mut conn, &mut clock, &mut last_answers, batch);
     }
     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
         eprintln!("warning: could not checkpoint the database on shutdown: {e}");
@@ -246,9 +249,16 @@ fn run_writer(mut conn: Connection, mut receiver: mpsc::Receiver<Command>, mut c
     }
 }
 
-/// Runs a batch in one transaction; replies only after it has committed.
-fn run_batch(conn: &mut Connection, clock: &mut Clock, batch: Vec<Command>) {
+/// Runs a batch in one transaction; replies only after it has committed. If the commit
+/// fails, the answers it held are forgotten, as they are never sent.
+fn run_batch(
+    conn: &mut Connection,
+    clock: &mut Clock,
+    last_answers: &mut LastAnswers,
+    batch: Vec<Command>,
+) {
     type Pending = (
+        (String, String),
         Result<SyncOutcome, StoreError>,
         oneshot::Sender<Result<SyncOutcome, StoreError>>,
     );
@@ -271,9 +281,16 @@ fn run_batch(conn: &mut Connection, clock: &mut Clock, batch: Vec<Command>) {
                 skew_allowance,
                 reply,
             } => {
-                let outcome =
-                    apply_in_savepoint(&mut tx, clock, &account, &request, skew_allowance);
-                pending.push((outcome.map_err(database_error), reply));
+                let outcome = apply_in_savepoint(
+                    &mut tx,
+                    clock,
+                    last_answers,
+                    &account,
+                    &request,
+                    skew_allowance,
+                );
+                let device = (account, request.device_id);
+                pending.push((device, outcome.map_err(database_error), reply));
             }
             Command::Stats { reply } => {
                 let _ = reply.send(stats(&tx).map_err(database_error));
@@ -281,12 +298,13 @@ fn run_batch(conn: &mut Connection, clock: &mut Clock, batch: Vec<Command>) {
         }
     }
     if let Err(e) = tx.commit() {
-        for (_, reply) in pending {
+        for ((account, device), _, reply) in pending {
+            last_answers.forget(&account, &device);
             let _ = reply.send(Err(database_error(&e)));
         }
         return;
     }
-    for (outcome, reply) in pending {
+    for (_, outcome, reply) in pending {
         let _ = reply.send(outcome);
     }
 }
@@ -294,12 +312,20 @@ fn run_batch(conn: &mut Connection, clock: &mut Clock, batch: Vec<Command>) {
 fn apply_in_savepoint(
     tx: &mut rusqlite::Transaction,
     clock: &mut Clock,
+    last_answers: &mut LastAnswers,
     account: &str,
     request: &SyncRequest,
     skew_allowance: i64,
 ) -> rusqlite::Result<SyncOutcome> {
     let savepoint = tx.savepoint()?;
-    let outcome = apply(&savepoint, clock, account, request, skew_allowance)?;
+    let outcome = apply(
+        &savepoint,
+        clock,
+        last_answers,
+        account,
+        request,
+        skew_allowance,
+    )?;
     savepoint.commit()?;
     Ok(outcome)
 }

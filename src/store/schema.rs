@@ -63,6 +63,11 @@ const MIGRATIONS: &[&str] = &[
         imported_at INTEGER NOT NULL,
         summary     TEXT NOT NULL
     );",
+    // 4: each device's last answer is remembered in memory (`last_answer`), so a sync that
+    // changes nothing writes nothing.
+    "ALTER TABLE devices DROP COLUMN last_received_at;
+    ALTER TABLE devices DROP COLUMN last_server_time;
+    ALTER TABLE devices DROP COLUMN last_last_sync;",
 ];
 
 /// Brings the schema up to date, refusing a database written by a newer release.

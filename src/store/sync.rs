@@ -11,10 +11,11 @@ use super::clock::Clock;
 use super::copies::{Copy, Upload, held, sent, uploaded};
 use super::decide::{Decision, Version, decide};
 use super::delivery::ensure_applied;
-use super::device_clock::{ClockWarning, note_offset, offset_from_last_sync, remember_answer};
+use super::device_clock::{ClockWarning, note_offset, offset_from_last_sync};
 use super::feed::{OutgoingRecord, changed_since, load_outgoing};
 use super::fingerprint;
 use super::inbox::{InboxIds, device_inbox, inbox_aliases, map_to_account, register_inboxes};
+use super::last_answer::{LastAnswer, LastAnswers, feed_after};
 use super::records::{load, postpone, store};
 use super::tidy::{as_tidied_by_device, tidy_after_delete, tidy_references};
 use super::unknown_inbox;
@@ -35,12 +36,14 @@ pub struct SyncOutcome {
     pub clock_warning: Option<ClockWarning>,
 }
 
-/// Applies one request for `account` and reads back what the device must receive.
-/// `skew_allowance` (nanoseconds) is how far off a device's clock may be before it is
-/// reported.
+/// Applies one request for `account` and reads back what the device must receive: the
+/// changes after its last answer (see [`last_answer`](super::last_answer)), which is then
+/// replaced by this one. `skew_allowance` (nanoseconds) is how far off a device's clock may
+/// be before it is reported.
 pub fn apply(
     tx: &Connection,
     clock: &mut Clock,
+    last_answers: &mut LastAnswers,
     account: &str,
     request: &SyncRequest,
     skew_allowance: i64,
@@ -69,12 +72,11 @@ pub fn apply(
 
     let mut conflicts = Vec::new();
     let mut to_resend = Vec::new();
+    let last_answer = last_answers.get(account, device).copied();
     let mut offsets = Vec::from_iter(offset_from_last_sync(
-        tx,
-        account,
-        device,
+        last_answer.as_ref(),
         request.last_sync,
-    )?);
+    ));
     for change in in_order(&request.changes) {
         let applied = apply_change(tx, clock, &scope, change)?;
         conflicts.extend(applied.conflict);
@@ -88,7 +90,8 @@ pub fn apply(
 
     let horizon = clock.horizon();
     let server_time = horizon.saturating_sub(skew_allowance);
-    let mut records = changed_since(tx, account, device, request.last_sync)?;
+    let feed_start = feed_after(last_answer.as_ref(), request.last_sync);
+    let mut records = changed_since(tx, account, device, feed_start)?;
     let mut in_feed: HashSet<(Kind, String)> = records
         .iter()
         .map(|(kind, id, _)| (*kind, id.clone()))
@@ -112,17 +115,14 @@ pub fn apply(
             unknown_inbox::send_inbox_tasks_in_transit(account_inbox, &mut records, &deleted_at);
         }
     }
-    remember_answer(
-        tx,
-        account,
-        device,
-        scope.received_at,
-        request.last_sync,
-        server_time,
-    )?;
     for (kind, id, _) in &records {
         sent(tx, account, device, *kind, id, horizon)?;
     }
+    last_answers.remember(
+        account,
+        device,
+        LastAnswer::new(scope.received_at, request.last_sync, server_time, horizon),
+    );
     let inbox = inbox.map(|account_inbox| InboxIds {
         device_inbox: own_inbox,
         account_inbox,

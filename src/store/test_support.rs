@@ -5,6 +5,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 
 use super::clock::Clock;
+use super::last_answer::LastAnswers;
 use super::schema::migrate;
 use super::sync::{SyncOutcome, apply};
 use crate::protocol::{Kind, parse_request};
@@ -30,6 +31,7 @@ pub const ALLOWANCE: i64 = 300_000_000_000;
 pub struct Database {
     conn: Connection,
     clock: Clock,
+    last_answers: LastAnswers,
 }
 
 impl Database {
@@ -39,6 +41,7 @@ impl Database {
         Database {
             conn,
             clock: Clock::starting_after(0),
+            last_answers: LastAnswers::default(),
         }
     }
 
@@ -51,7 +54,15 @@ impl Database {
     ) -> SyncOutcome {
         let body = json!({ "device_id": device, "last_sync": last_sync, "changes": changes });
         let request = parse_request(body.to_string().as_bytes()).unwrap();
-        apply(&self.conn, &mut self.clock, ACCOUNT, &request, ALLOWANCE).unwrap()
+        apply(
+            &self.conn,
+            &mut self.clock,
+            &mut self.last_answers,
+            ACCOUNT,
+            &request,
+            ALLOWANCE,
+        )
+        .unwrap()
     }
 
     /// Runs `sql` (the original server's tables and rows) and imports them.

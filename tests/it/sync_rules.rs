@@ -337,26 +337,61 @@ fn server_time_is_utc_milliseconds_set_back_by_the_skew_allowance() {
 }
 
 #[test]
-fn within_the_skew_allowance_recent_changes_are_sent_again_not_lost() {
+fn a_device_carrying_its_server_time_forward_receives_each_change_once() {
     let server = Server::start();
-    let desktop = fixture(DESKTOP_FULL);
-    server.sync_ok(TOKEN, &desktop);
+    let a_first = server.sync_ok(TOKEN, &fixture(DESKTOP_FULL));
     let b_first = sync_then_settle(&server, &sync_body(B.device, None, vec![]));
-    let b_second = server.sync_ok(
+    assert_eq!(b_first["changes"].as_array().map(Vec::len), Some(5));
+    server.sync_ok(
         TOKEN,
+        &request(DESKTOP_INCREMENTAL, Some(&server_time(&a_first))),
+    );
+    let b_second = sync_then_settle(
+        &server,
         &sync_body(B.device, Some(&server_time(&b_first)), vec![]),
     );
-    assert_eq!(b_second["changes"], b_first["changes"]);
-
-    let skewless = skewless();
-    skewless.sync_ok(TOKEN, &desktop);
-    settle();
-    let b_first = skewless.sync_ok(TOKEN, &sync_body(B.device, None, vec![]));
-    let b_second = skewless.sync_ok(
+    let received: Vec<&Value> = b_second["changes"].as_array().unwrap().iter().collect();
+    assert_eq!(
+        received
+            .iter()
+            .map(|record| &record["id"])
+            .collect::<Vec<_>>(),
+        [A.plumber],
+        "only what is new since B's last answer, though it is within the skew allowance"
+    );
+    let b_third = server.sync_ok(
         TOKEN,
+        &sync_body(B.device, Some(&server_time(&b_second)), vec![]),
+    );
+    assert_eq!(b_third["changes"], json!([]));
+}
+
+#[test]
+fn a_last_sync_that_is_not_the_last_answers_gets_recent_changes_again() {
+    let server = Server::start();
+    server.sync_ok(TOKEN, &fixture(DESKTOP_FULL));
+    let b_first = sync_then_settle(&server, &sync_body(B.device, None, vec![]));
+    let b_second = sync_then_settle(
+        &server,
         &sync_body(B.device, Some(&server_time(&b_first)), vec![]),
     );
     assert_eq!(b_second["changes"], json!([]));
+    // B never received that answer, so it sends its previous `last_sync` again: everything
+    // within the skew allowance comes again, nothing is skipped.
+    let retry = server.sync_ok(
+        TOKEN,
+        &sync_body(B.device, Some(&server_time(&b_first)), vec![]),
+    );
+    assert_eq!(retry["changes"], b_first["changes"]);
+    // A restart forgets every last answer: repeats again, never gaps.
+    let mut server = server;
+    server.stop_ok();
+    let server = Server::start_in(server.into_dir(), &[], &[]);
+    let after_restart = server.sync_ok(
+        TOKEN,
+        &sync_body(B.device, Some(&server_time(&retry)), vec![]),
+    );
+    assert_eq!(after_restart["changes"], b_first["changes"]);
 }
 
 #[test]
