@@ -5,21 +5,21 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{
-    ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE,
+    ALLOW, AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, VARY,
+    WWW_AUTHENTICATE,
 };
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
-use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::activity::Activity;
+use crate::answer::AnswerBody;
 use crate::config::Config;
-use crate::protocol::{self, Kind};
-use crate::store::{Store, StoreError, SyncOutcome};
-use crate::timestamp::format_server_time;
+use crate::protocol;
+use crate::store::{Store, StoreError};
 
 /// What every request handler shares.
 pub struct AppState {
@@ -31,7 +31,8 @@ pub struct AppState {
     pub activity: Arc<Activity>,
 }
 
-type HttpResponse = Response<Full<Bytes>>;
+/// A response: a JSON body made whole, or a sync answer written as it is sent.
+type HttpResponse = Response<Either<Full<Bytes>, AnswerBody>>;
 
 /// Routes one request. Never fails: every problem becomes a status and a JSON error body.
 pub async fn handle(
@@ -62,13 +63,6 @@ fn health() -> HttpResponse {
     )
 }
 
-#[derive(Serialize)]
-struct SyncResponse {
-    server_time: String,
-    changes: Vec<Value>,
-    conflicts: Vec<String>,
-}
-
 async fn sync(request: Request<Incoming>, state: &AppState) -> HttpResponse {
     if state.shutting_down.load(Ordering::Relaxed) {
         return shutting_down();
@@ -78,6 +72,7 @@ async fn sync(request: Request<Incoming>, state: &AppState) -> HttpResponse {
         Ok(account) => account,
         Err(response) => return *response,
     };
+    let request_headers = request.headers().clone();
     let body = match read_body(request, config.max_body_bytes).await {
         Ok(body) => body,
         Err(response) => return *response,
@@ -97,7 +92,7 @@ async fn sync(request: Request<Incoming>, state: &AppState) -> HttpResponse {
                 eprintln!("warning: account {account:?}: {warning}");
             }
             state.activity.record_sync();
-            json(StatusCode::OK, &sync_response(outcome))
+            answer(outcome, &request_headers)
         }
         Err(StoreError::WriterGone) => shutting_down(),
         Err(StoreError::Database(e)) => {
@@ -185,42 +180,23 @@ async fn read_body(request: Request<Incoming>, limit: u64) -> Result<Bytes, Box<
     }
 }
 
-/// Puts the store's answer on the wire: defaults filled, the inbox under the device's own
-/// id, records grouped by kind.
-fn sync_response(outcome: SyncOutcome) -> SyncResponse {
-    let inbox = outcome.inbox.as_ref().map(|ids| protocol::InboxRename {
-        account_inbox: &ids.account_inbox,
-        device_inbox: ids.device_inbox.as_deref().unwrap_or(&ids.account_inbox),
-    });
-    let mut records: Vec<(u8, Value)> = outcome
-        .records
-        .iter()
-        .filter_map(|record| {
-            let group = if record.deleted {
-                4
-            } else {
-                match record.kind {
-                    Kind::List => 0,
-                    Kind::Tag => 1,
-                    Kind::Task => 2,
-                    Kind::TaskTag => 3,
-                }
-            };
-            protocol::outgoing(record.kind, record.deleted, &record.body, inbox.as_ref())
-                .map(|value| (group, value))
-        })
-        .collect();
-    records.sort_by_key(|(group, _)| *group);
-    SyncResponse {
-        server_time: format_server_time(outcome.server_time),
-        changes: records.into_iter().map(|(_, value)| value).collect(),
-        conflicts: outcome.conflicts,
+/// The 200 answer to a sync, streamed (see `answer`).
+fn answer(outcome: crate::store::SyncOutcome, request_headers: &hyper::HeaderMap) -> HttpResponse {
+    let body = AnswerBody::new(outcome, request_headers);
+    let compressed = body.is_gzip();
+    let mut response = Response::new(Either::Right(body));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(VARY, HeaderValue::from_static("accept-encoding"));
+    if compressed {
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
+    response
 }
 
 fn json(status: StatusCode, body: &impl Serialize) -> HttpResponse {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
-    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    let mut response = Response::new(Either::Left(Full::new(Bytes::from(bytes))));
     *response.status_mut() = status;
     response
         .headers_mut()

@@ -5,6 +5,7 @@
 
 mod accept_loop;
 mod activity;
+mod answer;
 mod api;
 mod config;
 mod health;

@@ -34,7 +34,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::permissions;
 use crate::protocol::SyncRequest;
 use clock::Clock;
+pub use feed::OutgoingRecord;
 pub use import::{ImportReport, from_file as import_file};
+#[cfg(test)]
+pub use inbox::InboxIds;
 use last_answer::LastAnswers;
 use records::newest_stamp;
 pub use sync::SyncOutcome;

@@ -387,6 +387,8 @@ pub struct Response {
     pub headers: Vec<(String, String)>,
     /// The body, as text.
     pub body: String,
+    /// The body as it came (compressed, if it is).
+    pub bytes: Vec<u8>,
 }
 
 impl Response {
@@ -473,9 +475,14 @@ pub fn read_response<S: Read>(stream: &mut S) -> Option<Response> {
         status,
         headers,
         body: String::new(),
+        bytes: Vec::new(),
     };
     let mut body = Vec::new();
+    let chunked = response
+        .header("transfer-encoding")
+        .is_some_and(|coding| coding.eq_ignore_ascii_case("chunked"));
     match response.header("content-length") {
+        _ if chunked => read_chunked(&mut reader, &mut body)?,
         Some(length) => {
             body.resize(length.parse().ok()?, 0);
             reader.read_exact(&mut body).ok()?;
@@ -485,7 +492,26 @@ pub fn read_response<S: Read>(stream: &mut S) -> Option<Response> {
         }
     }
     response.body = String::from_utf8_lossy(&body).into_owned();
+    response.bytes = body;
     Some(response)
+}
+
+/// Reads a chunked body (sizes in hex, each chunk followed by CRLF, ended by a 0 chunk)
+/// into `body`.
+fn read_chunked(reader: &mut impl BufRead, body: &mut Vec<u8>) -> Option<()> {
+    loop {
+        let mut size_line = String::new();
+        reader.read_line(&mut size_line).ok()?;
+        let size = usize::from_str_radix(size_line.trim(), 16).ok()?;
+        let start = body.len();
+        body.resize(start + size, 0);
+        reader.read_exact(&mut body[start..]).ok()?;
+        let mut crlf = String::new();
+        reader.read_line(&mut crlf).ok()?;
+        if size == 0 {
+            return Some(());
+        }
+    }
 }
 
 /// A sync request body.

@@ -367,6 +367,73 @@ fn a_device_carrying_its_server_time_forward_receives_each_change_once() {
 }
 
 #[test]
+fn a_large_answer_is_gzip_compressed_when_the_client_accepts_it_and_small_ones_are_not() {
+    use std::io::Read;
+
+    let server = Server::start();
+    server.sync_ok(TOKEN, &fixture(DESKTOP_FULL));
+    let tasks: Vec<Value> = (0..300)
+        .map(|n| {
+            let id = format!("00000000-0000-4000-8000-{n:012}");
+            task(
+                &id,
+                "A task among many",
+                A.inbox,
+                "2026-11-24T22:45:21.000000001Z",
+            )
+        })
+        .collect();
+    server.sync_ok(TOKEN, &sync_body(A.device, None, tasks));
+    let full = sync_body(B.device, None, vec![]).to_string();
+    let authorization = format!("Bearer {TOKEN}");
+    let sync = |accept: &[(&str, &str)]| {
+        let mut headers = vec![("Authorization", authorization.as_str())];
+        headers.extend_from_slice(accept);
+        http_request(
+            server.port,
+            "POST",
+            "/api/v1/sync",
+            &headers,
+            full.as_bytes(),
+        )
+    };
+    let plain = sync(&[]);
+    assert_eq!(
+        (plain.status, plain.header("content-encoding")),
+        (200, None)
+    );
+    let compressed = sync(&[("Accept-Encoding", "gzip")]);
+    assert_eq!(compressed.status, 200);
+    assert_eq!(compressed.header("content-encoding"), Some("gzip"));
+    let mut json = String::new();
+    flate2::read::GzDecoder::new(&compressed.bytes[..])
+        .read_to_string(&mut json)
+        .expect("a gzip body");
+    let (plain, unpacked): (Value, Value) = (plain.json(), serde_json::from_str(&json).unwrap());
+    assert_eq!(unpacked["changes"], plain["changes"]);
+    assert_eq!(unpacked["changes"].as_array().map(Vec::len), Some(305));
+    assert!(
+        compressed.bytes.len() * 4 < json.len(),
+        "{} bytes",
+        compressed.bytes.len()
+    );
+
+    let b_last = server_time(&unpacked);
+    let small = sync_body(B.device, Some(&b_last), vec![]).to_string();
+    let mut headers = vec![("Authorization", authorization.as_str())];
+    headers.push(("Accept-Encoding", "gzip"));
+    let nothing_new = http_request(
+        server.port,
+        "POST",
+        "/api/v1/sync",
+        &headers,
+        small.as_bytes(),
+    );
+    assert_eq!(nothing_new.header("content-encoding"), None);
+    assert_eq!(nothing_new.json()["changes"], json!([]));
+}
+
+#[test]
 fn a_last_sync_that_is_not_the_last_answers_gets_recent_changes_again() {
     let server = Server::start();
     server.sync_ok(TOKEN, &fixture(DESKTOP_FULL));
