@@ -5,6 +5,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 
 use super::clock::Clock;
+use super::copies::keep_before_replacing;
 use super::fingerprint;
 use crate::protocol::{Change, Kind};
 
@@ -63,6 +64,7 @@ pub fn store(
     origin: Option<&str>,
     change: &Change,
 ) -> rusqlite::Result<()> {
+    keep_before_replacing(tx, account, change.kind, &change.id)?;
     let body = Value::Object(change.body.clone()).to_string();
     tx.prepare_cached(
         "INSERT INTO records

@@ -64,8 +64,10 @@ const MIGRATIONS: &[&str] = &[
         summary     TEXT NOT NULL
     );",
     // 4: each device's last answer is remembered in memory (`last_answer`), so a sync that
-    // changes nothing writes nothing.
-    "ALTER TABLE devices DROP COLUMN last_received_at;
+    // changes nothing writes nothing; a full sync records the stamp it covered instead of a
+    // copy of every record (`copies`).
+    "ALTER TABLE devices ADD COLUMN full_sync_at INTEGER;
+    ALTER TABLE devices DROP COLUMN last_received_at;
     ALTER TABLE devices DROP COLUMN last_server_time;
     ALTER TABLE devices DROP COLUMN last_last_sync;",
 ];

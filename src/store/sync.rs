@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use rusqlite::{Connection, params};
 
 use super::clock::Clock;
-use super::copies::{Copy, Upload, held, sent, uploaded};
+use super::copies::{Copy, Upload, held, sent, sent_everything, uploaded};
 use super::decide::{Decision, Version, decide};
 use super::delivery::ensure_applied;
 use super::device_clock::{ClockWarning, note_offset, offset_from_last_sync};
@@ -115,8 +115,13 @@ pub fn apply(
             unknown_inbox::send_inbox_tasks_in_transit(account_inbox, &mut records, &deleted_at);
         }
     }
-    for (kind, id, _) in &records {
-        sent(tx, account, device, *kind, id, horizon)?;
+    if feed_start.is_none() {
+        // Every record went out (the inbox's aliases and transit id are no records).
+        sent_everything(tx, account, device, horizon)?;
+    } else {
+        for (kind, id, _) in &records {
+            sent(tx, account, device, *kind, id, horizon)?;
+        }
     }
     last_answers.remember(
         account,
@@ -321,6 +326,28 @@ mod tests {
         assert_eq!(replay.conflicts, Vec::<String>::new());
         assert_eq!(copy.conflicts, Vec::<String>::new());
         assert_eq!(db.row(Kind::Task, REPORT).unwrap(), before);
+    }
+
+    #[test]
+    fn what_a_full_sync_sent_is_still_known_after_the_record_changes() {
+        let mut db = Database::new();
+        let first = task("Write report", WORK, &[], T1);
+        db.sync(LAPTOP, None, std::slice::from_ref(&first));
+        assert_eq!(bodies(&db.sync(PHONE, None, &[])), std::slice::from_ref(&first));
+        let rows: i64 = db.value("SELECT COUNT(*) FROM device_copies WHERE device = '0f8e4a52-6c1b-4d7e-9a43-2b5c8d9e1f70'");
+        assert_eq!(rows, 0, "a full sync writes no copy per record");
+        let edited = task("Write the report", WORK, &[], T2);
+        db.sync(LAPTOP, Some(LONG_AGO), std::slice::from_ref(&edited));
+        // The phone re-stamps what it got from its full sync: no edit, it gets the edit.
+        let mut restamped = first;
+        restamped["updated_at"] = json!("2026-11-24T22:45:22Z");
+        let phone = db.sync(PHONE, Some(LONG_AGO), &[restamped]);
+        assert_eq!(phone.conflicts, Vec::<String>::new());
+        // Dated just past the phone's copy, so the phone applies it.
+        let mut winner = edited;
+        winner["updated_at"] = json!("2026-11-24T22:45:22.001Z");
+        assert_eq!(db.row(Kind::Task, REPORT).unwrap().2, winner);
+        assert_eq!(bodies(&phone), [winner]);
     }
 
     #[test]
