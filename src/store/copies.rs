@@ -3,15 +3,14 @@
 //! clock and uploads it again; an upload that says what the device already held is that
 //! re-stamp (or a retry), not an edit, while an edit that restores older content is an edit.
 //!
-//! A full sync sends a device every record, so it writes no row per record: the device's
-//! `full_sync_at` says it holds every record as stored up to that stamp, and a record's
-//! copy is written out for such devices only when the record is about to change
-//! ([`keep_before_replacing`]).
+//! Most copies have no row of their own: a device holds every record as stored up to its
+//! `sent_through` stamp (see [`sent_through`](super::sent_through)).
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 
 use super::fingerprint;
+use super::last_answer::LastAnswer;
 use crate::protocol::{Change, Kind};
 
 /// One device's copy of one record.
@@ -77,40 +76,52 @@ impl Copy {
 }
 
 /// The device's copy of a record, if the server knows it: its own row, else the stored
-/// version if the device's last full sync sent it.
+/// version if it is stamped within the device's `sent_through`. Such a copy counts as sent
+/// when `last_answer` (the device's previous answer) covered its stamp.
 pub fn held(
     tx: &Connection,
     account: &str,
     device: &str,
     kind: Kind,
     id: &str,
+    last_answer: Option<&LastAnswer>,
 ) -> rusqlite::Result<Option<Copy>> {
-    let as_copy = |row: &rusqlite::Row| {
-        Ok(Copy {
-            fingerprint: row.get(0)?,
-            body: row.get(1)?,
-            updated_at: row.get(2)?,
-            sent_at: row.get(3)?,
-            last_upload: row.get(4)?,
-        })
-    };
     let key = params![account, kind.as_str(), id, device];
     let own_row = tx
         .prepare_cached(
             "SELECT fingerprint, body, updated_at, sent_at, last_upload FROM device_copies
              WHERE account = ?1 AND kind = ?2 AND id = ?3 AND device = ?4",
         )?
-        .query_row(key, as_copy)
+        .query_row(key, |row| {
+            Ok(Copy {
+                fingerprint: row.get(0)?,
+                body: row.get(1)?,
+                updated_at: row.get(2)?,
+                sent_at: row.get(3)?,
+                last_upload: row.get(4)?,
+            })
+        })
         .optional()?;
     if own_row.is_some() {
         return Ok(own_row);
     }
     tx.prepare_cached(
-        "SELECT r.fingerprint, r.body, r.updated_at, d.full_sync_at, NULL
+        "SELECT r.fingerprint, r.body, r.updated_at, r.stamp
          FROM records r JOIN devices d ON d.account = r.account AND d.device = ?4
-         WHERE r.account = ?1 AND r.kind = ?2 AND r.id = ?3 AND r.stamp <= d.full_sync_at",
+         WHERE r.account = ?1 AND r.kind = ?2 AND r.id = ?3 AND r.stamp <= d.sent_through",
     )?
-    .query_row(key, as_copy)
+    .query_row(key, |row| {
+        let stamp: i64 = row.get(3)?;
+        Ok(Copy {
+            fingerprint: row.get(0)?,
+            body: row.get(1)?,
+            updated_at: row.get(2)?,
+            sent_at: last_answer
+                .filter(|answer| answer.covered(stamp))
+                .map(|answer| answer.complete_to),
+            last_upload: None,
+        })
+    })
     .optional()
 }
 
@@ -169,48 +180,6 @@ pub fn sent(
          WHERE fingerprint != excluded.fingerprint OR updated_at < excluded.updated_at",
     )?
     .execute(params![account, kind.as_str(), id, device, sent_at])?;
-    Ok(())
-}
-
-/// The device was sent every record as stored at `sent_at` (a full sync). Its own rows
-/// go, except where it holds the stored content dated later (as [`sent`] keeps them).
-pub fn sent_everything(
-    tx: &Connection,
-    account: &str,
-    device: &str,
-    sent_at: i64,
-) -> rusqlite::Result<()> {
-    tx.prepare_cached("UPDATE devices SET full_sync_at = ?3 WHERE account = ?1 AND device = ?2")?
-        .execute(params![account, device, sent_at])?;
-    tx.prepare_cached(
-        "DELETE FROM device_copies AS c
-         WHERE c.account = ?1 AND c.device = ?2 AND NOT EXISTS (
-           SELECT 1 FROM records r
-           WHERE r.account = c.account AND r.kind = c.kind AND r.id = c.id
-             AND r.fingerprint = c.fingerprint AND r.updated_at < c.updated_at)",
-    )?
-    .execute(params![account, device])?;
-    Ok(())
-}
-
-/// Before a record's stored version is replaced: every device that holds it only through
-/// its full sync gets a row of its own, so what it holds is still known after.
-pub fn keep_before_replacing(
-    tx: &Connection,
-    account: &str,
-    kind: Kind,
-    id: &str,
-) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO device_copies
-           (account, kind, id, device, fingerprint, body, updated_at, sent_at)
-         SELECT r.account, r.kind, r.id, d.device, r.fingerprint, r.body, r.updated_at,
-                d.full_sync_at
-         FROM records r JOIN devices d ON d.account = r.account
-         WHERE r.account = ?1 AND r.kind = ?2 AND r.id = ?3 AND r.stamp <= d.full_sync_at
-         ON CONFLICT (account, kind, id, device) DO NOTHING",
-    )?
-    .execute(params![account, kind.as_str(), id])?;
     Ok(())
 }
 

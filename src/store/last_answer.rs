@@ -26,25 +26,33 @@ pub struct LastAnswer {
     pub last_sync: Option<i64>,
     /// The `server_time` sent, as the client reads it back (whole milliseconds).
     pub server_time: i64,
+    /// The answer held the changes stamped after this (`None`: from the first).
+    pub feed_after: Option<i64>,
     /// Every change stamped up to this was in the answer (or came from the device).
     pub complete_to: i64,
 }
 
 impl LastAnswer {
     /// The answer to remember for a request that arrived at `received_at` with `last_sync`,
-    /// answered with `server_time` and every change stamped up to `complete_to`.
+    /// answered with `server_time` and the changes stamped in `(feed_after, complete_to]`.
     pub fn new(
         received_at: i64,
         last_sync: Option<i64>,
         server_time: i64,
-        complete_to: i64,
+        (feed_after, complete_to): (Option<i64>, i64),
     ) -> Self {
         LastAnswer {
             received_at,
             last_sync,
             server_time: server_time.div_euclid(MILLISECOND) * MILLISECOND,
+            feed_after,
             complete_to,
         }
+    }
+
+    /// Whether a change stamped `stamp` was in this answer (unless the device sent it).
+    pub fn covered(&self, stamp: i64) -> bool {
+        self.feed_after.is_none_or(|after| stamp > after) && stamp <= self.complete_to
     }
 }
 
@@ -115,7 +123,12 @@ mod tests {
     #[test]
     fn a_device_carrying_its_server_time_forward_continues_from_the_answers_stamp() {
         let mut answers = LastAnswers::default();
-        let answer = LastAnswer::new(1_000 * SECOND, None, 700 * SECOND + 123_456, 1_000 * SECOND);
+        let answer = LastAnswer::new(
+            1_000 * SECOND,
+            None,
+            700 * SECOND + 123_456,
+            (None, 1_000 * SECOND),
+        );
         answers.remember("a", LAPTOP, answer);
         let last = answers.get("a", LAPTOP);
         assert_eq!(feed_after(last, Some(700 * SECOND)), Some(1_000 * SECOND));
@@ -134,13 +147,25 @@ mod tests {
     #[test]
     fn two_answers_with_one_server_time_continue_from_the_earlier_completeness() {
         let mut answers = LastAnswers::default();
-        answers.remember("a", LAPTOP, LastAnswer::new(10, None, 5 * SECOND, 100));
-        answers.remember("a", LAPTOP, LastAnswer::new(11, None, 5 * SECOND + 1, 200));
+        answers.remember(
+            "a",
+            LAPTOP,
+            LastAnswer::new(10, None, 5 * SECOND, (None, 100)),
+        );
+        answers.remember(
+            "a",
+            LAPTOP,
+            LastAnswer::new(11, None, 5 * SECOND + 1, (None, 200)),
+        );
         assert_eq!(
             feed_after(answers.get("a", LAPTOP), Some(5 * SECOND)),
             Some(100)
         );
-        answers.remember("a", LAPTOP, LastAnswer::new(12, None, 6 * SECOND, 300));
+        answers.remember(
+            "a",
+            LAPTOP,
+            LastAnswer::new(12, None, 6 * SECOND, (None, 300)),
+        );
         assert_eq!(
             feed_after(answers.get("a", LAPTOP), Some(6 * SECOND)),
             Some(300)
@@ -150,7 +175,7 @@ mod tests {
     #[test]
     fn a_forgotten_or_evicted_device_starts_from_its_last_sync() {
         let mut answers = LastAnswers::default();
-        answers.remember("a", LAPTOP, LastAnswer::new(0, None, SECOND, 100));
+        answers.remember("a", LAPTOP, LastAnswer::new(0, None, SECOND, (None, 100)));
         answers.forget("a", LAPTOP);
         assert_eq!(answers.get("a", LAPTOP), None);
         for device in 0..=CAPACITY {
@@ -158,7 +183,7 @@ mod tests {
             answers.remember(
                 "a",
                 &device.to_string(),
-                LastAnswer::new(received_at, None, SECOND, 100),
+                LastAnswer::new(received_at, None, SECOND, (None, 100)),
             );
         }
         assert_eq!(answers.by_device.len(), CAPACITY);

@@ -19,6 +19,7 @@ mod inbox;
 mod last_answer;
 mod records;
 mod schema;
+mod sent_through;
 mod sync;
 #[cfg(test)]
 mod test_support;
@@ -47,6 +48,8 @@ use sync::apply;
 const MAX_BATCH: usize = 64;
 /// How many commands may wait for the writer before senders wait too.
 const QUEUE_DEPTH: usize = 1024;
+/// How many prepared statements the connection keeps.
+const STATEMENT_CACHE: usize = 64;
 
 /// A cheap, cloneable handle to the writer thread.
 #[derive(Clone, Debug)]
@@ -223,6 +226,8 @@ fn open_connection(path: &Path) -> Result<Connection, String> {
         permissions::write_error(path, &std::io::Error::new(kind, e.to_string()), SETTING)
     };
     let conn = Connection::open(path).map_err(io_error)?;
+    // A sync runs a few dozen distinct statements; each is prepared once.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;

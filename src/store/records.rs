@@ -5,8 +5,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 
 use super::clock::Clock;
-use super::copies::keep_before_replacing;
 use super::fingerprint;
+use super::sent_through::keep_before_replacing;
 use crate::protocol::{Change, Kind};
 
 /// A row of the records table.

@@ -64,9 +64,9 @@ const MIGRATIONS: &[&str] = &[
         summary     TEXT NOT NULL
     );",
     // 4: each device's last answer is remembered in memory (`last_answer`), so a sync that
-    // changes nothing writes nothing; a full sync records the stamp it covered instead of a
-    // copy of every record (`copies`).
-    "ALTER TABLE devices ADD COLUMN full_sync_at INTEGER;
+    // changes nothing writes nothing; a device holds every record stamped up to its
+    // `sent_through` without a copy of each (`sent_through`).
+    "ALTER TABLE devices ADD COLUMN sent_through INTEGER;
     ALTER TABLE devices DROP COLUMN last_received_at;
     ALTER TABLE devices DROP COLUMN last_server_time;
     ALTER TABLE devices DROP COLUMN last_last_sync;",

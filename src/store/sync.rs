@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use rusqlite::{Connection, params};
 
 use super::clock::Clock;
-use super::copies::{Copy, Upload, held, sent, sent_everything, uploaded};
+use super::copies::{Copy, Upload, held, sent, uploaded};
 use super::decide::{Decision, Version, decide};
 use super::delivery::ensure_applied;
 use super::device_clock::{ClockWarning, note_offset, offset_from_last_sync};
@@ -17,6 +17,7 @@ use super::fingerprint;
 use super::inbox::{InboxIds, device_inbox, inbox_aliases, map_to_account, register_inboxes};
 use super::last_answer::{LastAnswer, LastAnswers, feed_after};
 use super::records::{load, postpone, store};
+use super::sent_through::record_feed;
 use super::tidy::{as_tidied_by_device, tidy_after_delete, tidy_references};
 use super::unknown_inbox;
 use crate::protocol::{Change, Kind, SyncRequest};
@@ -49,16 +50,16 @@ pub fn apply(
     skew_allowance: i64,
 ) -> rusqlite::Result<SyncOutcome> {
     let device = request.device_id.as_str();
-    tx.execute(
-        "INSERT OR IGNORE INTO devices (account, device) VALUES (?1, ?2)",
-        params![account, device],
-    )?;
+    tx.prepare_cached("INSERT OR IGNORE INTO devices (account, device) VALUES (?1, ?2)")?
+        .execute(params![account, device])?;
     let imported_inboxes = unknown_inbox::in_account(tx, account)?;
     let inbox_was_unknown = imported_inboxes && device_inbox(tx, account, device)?.is_none();
     let inbox = register_inboxes(tx, account, device, &request.changes)?;
+    let last_answer = last_answers.get(account, device).copied();
     let scope = Scope {
         account,
         device,
+        last_answer,
         inbox: inbox.as_ref(),
         aliases: inbox_aliases(tx, account)?,
         received_at: clock.horizon(),
@@ -72,7 +73,6 @@ pub fn apply(
 
     let mut conflicts = Vec::new();
     let mut to_resend = Vec::new();
-    let last_answer = last_answers.get(account, device).copied();
     let mut offsets = Vec::from_iter(offset_from_last_sync(
         last_answer.as_ref(),
         request.last_sync,
@@ -96,10 +96,17 @@ pub fn apply(
         .iter()
         .map(|(kind, id, _)| (*kind, id.clone()))
         .collect();
+    // What the device is sent is recorded as one range where that leaves no gap, else
+    // record by record; what goes out beside the feed always is.
+    let mut sent_alone: Vec<(Kind, String)> = Vec::new();
+    if !records.is_empty() && !record_feed(tx, account, device, feed_start, horizon)? {
+        sent_alone.extend(in_feed.iter().cloned());
+    }
     for (kind, id) in to_resend {
         if in_feed.insert((kind, id.clone()))
             && let Some(record) = load_outgoing(tx, account, kind, &id)?
         {
+            sent_alone.push((kind, id.clone()));
             records.push((kind, id, record));
         }
     }
@@ -109,24 +116,25 @@ pub fn apply(
         // under the transit id.
         if inbox_was_unknown {
             unknown_inbox::send_under_every_alias(tx, account, account_inbox, &mut records)?;
+            sent_alone.push((Kind::List, account_inbox.clone()));
         }
         if imported_inboxes && own_inbox.is_none() {
             let deleted_at = format_server_time(server_time);
             unknown_inbox::send_inbox_tasks_in_transit(account_inbox, &mut records, &deleted_at);
         }
     }
-    if feed_start.is_none() {
-        // Every record went out (the inbox's aliases and transit id are no records).
-        sent_everything(tx, account, device, horizon)?;
-    } else {
-        for (kind, id, _) in &records {
-            sent(tx, account, device, *kind, id, horizon)?;
-        }
+    for (kind, id) in &sent_alone {
+        sent(tx, account, device, *kind, id, horizon)?;
     }
     last_answers.remember(
         account,
         device,
-        LastAnswer::new(scope.received_at, request.last_sync, server_time, horizon),
+        LastAnswer::new(
+            scope.received_at,
+            request.last_sync,
+            server_time,
+            (feed_start, horizon),
+        ),
     );
     let inbox = inbox.map(|account_inbox| InboxIds {
         device_inbox: own_inbox,
@@ -145,6 +153,8 @@ pub fn apply(
 struct Scope<'a> {
     account: &'a str,
     device: &'a str,
+    /// The device's previous answer, if remembered.
+    last_answer: Option<LastAnswer>,
     inbox: Option<&'a String>,
     aliases: HashSet<String>,
     /// No version competes as if made later than this (server clock).
@@ -193,7 +203,14 @@ fn apply_change(
     };
     let (account, device, kind) = (scope.account, scope.device, change.kind);
     let upload = Upload::of(&change);
-    let copy = held(tx, account, device, kind, &change.id)?;
+    let copy = held(
+        tx,
+        account,
+        device,
+        kind,
+        &change.id,
+        scope.last_answer.as_ref(),
+    )?;
     uploaded(tx, account, device, &change, &upload)?;
     if let Some(copy) = copy
         && (copy.holds(&upload)
@@ -333,7 +350,10 @@ mod tests {
         let mut db = Database::new();
         let first = task("Write report", WORK, &[], T1);
         db.sync(LAPTOP, None, std::slice::from_ref(&first));
-        assert_eq!(bodies(&db.sync(PHONE, None, &[])), std::slice::from_ref(&first));
+        assert_eq!(
+            bodies(&db.sync(PHONE, None, &[])),
+            std::slice::from_ref(&first)
+        );
         let rows: i64 = db.value("SELECT COUNT(*) FROM device_copies WHERE device = '0f8e4a52-6c1b-4d7e-9a43-2b5c8d9e1f70'");
         assert_eq!(rows, 0, "a full sync writes no copy per record");
         let edited = task("Write the report", WORK, &[], T2);
