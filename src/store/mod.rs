@@ -231,7 +231,8 @@ fn open_connection(path: &Path) -> Result<Connection, String> {
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
-         PRAGMA busy_timeout = 5000;",
+         PRAGMA busy_timeout = 5000;
+         PRAGMA temp_store = MEMORY;",
     )
     .map_err(io_error)?;
     Ok(conn)
