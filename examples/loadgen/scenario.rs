@@ -19,7 +19,8 @@ use crate::stats::Outcome;
 pub enum Scenario {
     /// Devices of one account syncing with nothing to upload.
     Poll,
-    /// Devices of one account each uploading 5 new tasks per sync.
+    /// Devices each uploading 5 new tasks per sync, spread over the accounts given (one per
+    /// device isolates the write path: nothing comes back).
     Push,
     /// Devices of one account each uploading 1 new task per sync, all receiving each other's.
     Feed,
@@ -105,6 +106,22 @@ impl Settings {
             true,
             self.gzip,
             |_| (0, token.clone()),
+            |i| format!("d{i}"),
+        )
+    }
+
+    /// `count` devices named d0, d1, ..., spread over the accounts in turn, each with its
+    /// own keep-alive connection.
+    pub fn spread_devices(&self, count: usize) -> Vec<Device> {
+        Device::many(
+            count,
+            &self.target,
+            true,
+            self.gzip,
+            |i| {
+                let account = i % self.tokens.len();
+                (account, self.tokens[account].clone())
+            },
             |i| format!("d{i}"),
         )
     }
