@@ -1,11 +1,12 @@
 //! The sync answer on the wire, `{"server_time", "changes", "conflicts"}`, written a chunk
-//! at a time as the connection takes it. Records go out grouped lists, tags, tasks,
-//! task-tag links, deletes, each put in its outgoing shape only when its chunk is written,
-//! so a full sync of a large account is never held whole as JSON. An answer of a few
-//! kilobytes or more is gzip-compressed when the client accepts it (the desktop client
-//! does); a smaller one goes out as it is.
+//! at a time as the connection takes it. Its records go out in the order clients apply them
+//! (see `store::feed`), each put in its outgoing shape only when its chunk is written; an
+//! answer that carries records of the feed reads them from the database on a blocking
+//! thread, so a full sync of a large account is never held whole in memory. An answer of a
+//! few kilobytes or more is gzip-compressed when the client accepts it (the desktop client
+//! does); a smaller one goes out as it is, with its length.
 
-use std::convert::Infallible;
+use std::collections::VecDeque;
 use std::io::Write;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -14,180 +15,299 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use hyper::body::{Body, Bytes, Frame, SizeHint};
 use hyper::header::{ACCEPT_ENCODING, HeaderMap};
+use tokio::sync::{Semaphore, mpsc};
 
-use crate::protocol::{self, InboxRename, Kind};
-use crate::store::{OutgoingRecord, SyncOutcome};
+use crate::protocol::{self, InboxRename};
+use crate::store::{OutgoingRecord, Store, StoreError, SyncOutcome};
 use crate::timestamp::format_server_time;
 
 /// How much JSON is written per chunk.
 const CHUNK_BYTES: usize = 64 * 1024;
 /// The smallest answer worth compressing: below it, gzip saves a packet or none.
 const GZIP_MIN_BYTES: usize = 4 * 1024;
+/// Chunks written ahead of the connection, at most.
+const CHUNKS_AHEAD: usize = 4;
+/// Answers read from the database at once; more wait their turn. Each holds a read
+/// connection until its last chunk is written.
+static READING: Semaphore = Semaphore::const_new(4);
 
-/// A sync answer body; see the module documentation.
-pub struct AnswerBody {
-    records: std::vec::IntoIter<OutgoingRecord>,
-    inbox: Option<(String, String)>,
-    conflicts: Vec<String>,
-    /// Set while compressed chunks are still to come.
-    encoder: Option<GzEncoder<Vec<u8>>>,
-    compressed: bool,
-    /// The first chunk, written before the response went out, until it is sent.
-    first: Option<Bytes>,
-    /// Whether a record has been written (the next one needs a comma).
-    wrote_a_record: bool,
-    finished: bool,
+/// A piece of an answer, as it is written.
+#[derive(Debug)]
+enum Piece {
+    /// The first chunk, once the answer is known to be large or complete.
+    First {
+        bytes: Bytes,
+        gzip: bool,
+        complete: bool,
+    },
+    More(Bytes),
+    /// Reading the records failed after the first chunk: the body ends in an error.
+    Failed(String),
 }
 
-impl AnswerBody {
-    /// The answer to `outcome`, compressed if `request_headers` accept gzip and it is
-    /// large enough to gain.
-    pub fn new(outcome: SyncOutcome, request_headers: &HeaderMap) -> AnswerBody {
-        let SyncOutcome {
-            server_time,
-            mut records,
-            conflicts,
-            inbox,
-            ..
-        } = outcome;
-        records.sort_by_key(group);
-        let mut body = AnswerBody {
-            records: records.into_iter(),
-            inbox: inbox.map(|ids| {
-                let device_inbox = ids.device_inbox.unwrap_or(ids.account_inbox.clone());
-                (ids.account_inbox, device_inbox)
-            }),
-            conflicts,
-            encoder: None,
-            compressed: false,
-            first: None,
-            wrote_a_record: false,
-            finished: false,
-        };
-        let mut first = format!(
+/// Writes an answer's JSON and hands out its pieces to `emit`, which returns false once
+/// nobody takes them any more.
+struct Composer<'a, E: FnMut(Piece) -> bool> {
+    rename: Option<InboxRename<'a>>,
+    accepts_gzip: bool,
+    emit: E,
+    json: Vec<u8>,
+    encoder: Option<GzEncoder<Vec<u8>>>,
+    first_sent: bool,
+    wrote_a_record: bool,
+}
+
+impl<'a, E: FnMut(Piece) -> bool> Composer<'a, E> {
+    fn new(server_time: i64, rename: Option<InboxRename<'a>>, accepts_gzip: bool, emit: E) -> Self {
+        let json = format!(
             r#"{{"server_time":"{}","changes":["#,
             format_server_time(server_time)
         )
         .into_bytes();
-        body.write_json(&mut first);
-        let large = !body.finished || first.len() >= GZIP_MIN_BYTES;
-        if large && accepts_gzip(request_headers) {
-            let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
-            // Writing into a Vec cannot fail.
-            let _ = encoder.write_all(&first);
-            first = if body.finished {
-                encoder.finish().unwrap_or_default()
-            } else {
-                let written = std::mem::take(encoder.get_mut());
-                body.encoder = Some(encoder);
-                written
-            };
-            body.compressed = true;
+        Composer {
+            rename,
+            accepts_gzip,
+            emit,
+            json,
+            encoder: None,
+            first_sent: false,
+            wrote_a_record: false,
         }
-        body.first = Some(Bytes::from(first));
-        body
+    }
+
+    /// Writes one record; false once nobody takes the answer.
+    fn record(&mut self, record: &OutgoingRecord) -> bool {
+        let Some(value) = protocol::outgoing(
+            record.kind,
+            record.deleted,
+            &record.body,
+            self.rename.as_ref(),
+        ) else {
+            return true;
+        };
+        if self.wrote_a_record {
+            self.json.push(b',');
+        }
+        self.wrote_a_record = true;
+        // Serialising a value into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.json, &value);
+        self.json.len() < CHUNK_BYTES || self.send_chunk()
+    }
+
+    /// Writes the end of the answer and sends what is left.
+    fn finish(mut self, conflicts: &[String]) {
+        self.json.extend_from_slice(b"],\"conflicts\":");
+        let _ = serde_json::to_writer(&mut self.json, conflicts);
+        self.json.push(b'}');
+        let json = std::mem::take(&mut self.json);
+        if !self.first_sent {
+            let gzip = self.accepts_gzip && json.len() >= GZIP_MIN_BYTES;
+            let bytes = if gzip { gzip_whole(&json) } else { json };
+            (self.emit)(Piece::First {
+                bytes: Bytes::from(bytes),
+                gzip,
+                complete: true,
+            });
+            return;
+        }
+        let mut rest = json;
+        if let Some(mut encoder) = self.encoder.take() {
+            // Compressing into a Vec cannot fail.
+            let _ = encoder.write_all(&rest);
+            rest = encoder.finish().unwrap_or_default();
+        }
+        (self.emit)(Piece::More(Bytes::from(rest)));
+    }
+
+    /// Sends the JSON written so far as a chunk; false once nobody takes it.
+    fn send_chunk(&mut self) -> bool {
+        let json = std::mem::take(&mut self.json);
+        if !self.first_sent {
+            self.first_sent = true;
+            let gzip = self.accepts_gzip;
+            if gzip {
+                self.encoder = Some(GzEncoder::new(Vec::new(), Compression::fast()));
+            }
+            let bytes = Bytes::from(self.compress(json));
+            return (self.emit)(Piece::First {
+                bytes,
+                gzip,
+                complete: false,
+            });
+        }
+        let bytes = self.compress(json);
+        bytes.is_empty() || (self.emit)(Piece::More(Bytes::from(bytes)))
+    }
+
+    /// `json` as it goes on the wire: compressed as far as the encoder has got, if any.
+    fn compress(&mut self, json: Vec<u8>) -> Vec<u8> {
+        match self.encoder.as_mut() {
+            Some(encoder) => {
+                let _ = encoder.write_all(&json);
+                std::mem::take(encoder.get_mut())
+            }
+            None => json,
+        }
+    }
+}
+
+fn gzip_whole(json: &[u8]) -> Vec<u8> {
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
+    let _ = encoder.write_all(json);
+    encoder.finish().unwrap_or_default()
+}
+
+/// Writes the answer to `outcome` through `emit`, reading its records with `store`.
+fn compose(
+    mut outcome: SyncOutcome,
+    accepts_gzip: bool,
+    store: &Store,
+    mut emit: impl FnMut(Piece) -> bool,
+) {
+    let extras = std::mem::take(&mut outcome.extras);
+    let mut composer = Composer::new(
+        outcome.server_time,
+        outcome.inbox_rename(),
+        accepts_gzip,
+        &mut emit,
+    );
+    let read = store.each_record(outcome.feed.as_ref(), extras, |record| {
+        composer.record(&record)
+    });
+    match read {
+        Ok(()) => composer.finish(&outcome.conflicts),
+        Err(e) => {
+            drop(composer);
+            emit(Piece::Failed(e.to_string()));
+        }
+    }
+}
+
+/// A sync answer body; see the module documentation.
+pub struct AnswerBody {
+    compressed: bool,
+    /// Pieces ready to send, the first among them until it is sent.
+    ready: VecDeque<Bytes>,
+    /// The exact length, when the whole answer is in `ready`.
+    length: Option<u64>,
+    /// The pieces still being written on a blocking thread.
+    rest: Option<mpsc::Receiver<Piece>>,
+}
+
+impl AnswerBody {
+    /// The answer to `outcome`, compressed if `request_headers` accept gzip and it is
+    /// large enough to gain. Fails if its records cannot be read before it starts.
+    pub async fn new(
+        outcome: SyncOutcome,
+        request_headers: &HeaderMap,
+        store: &Store,
+    ) -> Result<AnswerBody, StoreError> {
+        let accepts_gzip = accepts_gzip(request_headers);
+        if outcome.feed.is_none() {
+            let mut pieces = Vec::new();
+            compose(outcome, accepts_gzip, store, |piece| {
+                pieces.push(piece);
+                true
+            });
+            return AnswerBody::from_pieces(pieces);
+        }
+        let (sender, mut receiver) = mpsc::channel(CHUNKS_AHEAD);
+        let store = store.clone();
+        let turn = READING
+            .acquire()
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            compose(outcome, accepts_gzip, &store, |piece| {
+                sender.blocking_send(piece).is_ok()
+            });
+        });
+        match receiver.recv().await {
+            Some(Piece::First {
+                bytes,
+                gzip,
+                complete,
+            }) => Ok(AnswerBody {
+                compressed: gzip,
+                length: complete.then_some(bytes.len() as u64),
+                ready: VecDeque::from([bytes]),
+                rest: (!complete).then_some(receiver),
+            }),
+            Some(Piece::Failed(e)) => Err(StoreError::Database(e)),
+            _ => Err(StoreError::Database(
+                "the answer's records could not be read".into(),
+            )),
+        }
+    }
+
+    /// The body of an answer composed whole.
+    fn from_pieces(pieces: Vec<Piece>) -> Result<AnswerBody, StoreError> {
+        let (mut ready, mut compressed) = (VecDeque::new(), false);
+        for piece in pieces {
+            match piece {
+                Piece::First { bytes, gzip, .. } => {
+                    compressed = gzip;
+                    ready.push_back(bytes);
+                }
+                Piece::More(bytes) => ready.push_back(bytes),
+                Piece::Failed(e) => return Err(StoreError::Database(e)),
+            }
+        }
+        let length = ready.iter().map(Bytes::len).sum::<usize>() as u64;
+        Ok(AnswerBody {
+            compressed,
+            length: Some(length),
+            ready,
+            rest: None,
+        })
     }
 
     /// Whether the body is gzip-compressed (`Content-Encoding: gzip`).
     pub fn is_gzip(&self) -> bool {
         self.compressed
     }
-
-    /// Appends up to a chunk of JSON to `out`; sets `finished` once the closing brace is in.
-    fn write_json(&mut self, out: &mut Vec<u8>) {
-        let inbox = self
-            .inbox
-            .as_ref()
-            .map(|(account_inbox, device_inbox)| InboxRename {
-                account_inbox,
-                device_inbox,
-            });
-        while out.len() < CHUNK_BYTES {
-            let Some(record) = self.records.next() else {
-                out.extend_from_slice(b"],\"conflicts\":");
-                // Serialising strings into a Vec cannot fail.
-                let _ = serde_json::to_writer(&mut *out, &self.conflicts);
-                out.push(b'}');
-                self.finished = true;
-                return;
-            };
-            let Some(value) =
-                protocol::outgoing(record.kind, record.deleted, &record.body, inbox.as_ref())
-            else {
-                continue;
-            };
-            if self.wrote_a_record {
-                out.push(b',');
-            }
-            self.wrote_a_record = true;
-            let _ = serde_json::to_writer(&mut *out, &value);
-        }
-    }
-
-    /// The next chunk to send, compressed if the body is; `None` once all is sent.
-    fn next_chunk(&mut self) -> Option<Bytes> {
-        if let Some(first) = self.first.take() {
-            return Some(first);
-        }
-        loop {
-            if self.finished {
-                let encoder = self.encoder.take()?;
-                return encoder.finish().ok().map(Bytes::from);
-            }
-            let mut json = Vec::with_capacity(CHUNK_BYTES + 1024);
-            self.write_json(&mut json);
-            let Some(encoder) = self.encoder.as_mut() else {
-                return Some(Bytes::from(json));
-            };
-            let _ = encoder.write_all(&json);
-            let compressed = std::mem::take(encoder.get_mut());
-            if !compressed.is_empty() {
-                return Some(Bytes::from(compressed));
-            }
-        }
-    }
 }
 
 impl Body for AnswerBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = std::io::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Poll::Ready(
-            self.get_mut()
-                .next_chunk()
-                .map(|chunk| Ok(Frame::data(chunk))),
-        )
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let body = self.get_mut();
+        if let Some(bytes) = body.ready.pop_front() {
+            return Poll::Ready(Some(Ok(Frame::data(bytes))));
+        }
+        let Some(rest) = body.rest.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match rest.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Piece::More(bytes))) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
+            Poll::Ready(Some(Piece::Failed(e))) => {
+                body.rest = None;
+                eprintln!("error: a sync answer was cut off: {e}");
+                Poll::Ready(Some(Err(std::io::Error::other(e))))
+            }
+            Poll::Ready(Some(Piece::First { .. }) | None) => {
+                body.rest = None;
+                Poll::Ready(None)
+            }
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.first.is_none() && self.finished && self.encoder.is_none()
+        self.ready.is_empty() && self.rest.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
-        match &self.first {
-            Some(first) if self.finished && self.encoder.is_none() => {
-                SizeHint::with_exact(first.len() as u64)
-            }
+        match self.length {
+            Some(length) if self.rest.is_none() => SizeHint::with_exact(length),
             _ => SizeHint::default(),
         }
-    }
-}
-
-/// Where a record goes in the answer: lists, tags, tasks, task-tag links, then deletes
-/// (the order the clients apply them in).
-fn group(record: &OutgoingRecord) -> u8 {
-    if record.deleted {
-        return 4;
-    }
-    match record.kind {
-        Kind::List => 0,
-        Kind::Tag => 1,
-        Kind::Task => 2,
-        Kind::TaskTag => 3,
     }
 }
 
@@ -219,19 +339,13 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::store::InboxIds;
+    use crate::protocol::Kind;
 
-    fn headers(accept_encoding: Option<&str>) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        if let Some(value) = accept_encoding {
-            headers.insert(ACCEPT_ENCODING, HeaderValue::from_str(value).unwrap());
-        }
-        headers
-    }
+    const ACCOUNT_INBOX: &str = "account-inbox";
 
-    fn task(id: usize, list_id: &str) -> OutgoingRecord {
+    fn task(n: usize, list_id: &str) -> OutgoingRecord {
         let body = json!({
-            "type": "task", "id": format!("00000000-0000-4000-8000-{id:012}"), "title": "t",
+            "type": "task", "id": format!("00000000-0000-4000-8000-{n:012}"), "title": "t",
             "priority": "low", "completed": false, "list_id": list_id,
             "created_at": "2026-11-25T10:00:00Z", "updated_at": "2026-11-25T10:00:00Z"
         });
@@ -242,28 +356,43 @@ mod tests {
         }
     }
 
-    fn outcome(records: Vec<OutgoingRecord>) -> SyncOutcome {
-        SyncOutcome {
-            server_time: 1_795_600_000_123_456_789,
-            records,
-            conflicts: vec!["c0ffee00-0000-4000-8000-000000000000".into()],
-            inbox: Some(InboxIds {
-                account_inbox: "account-inbox".into(),
-                device_inbox: Some("device-inbox".into()),
-            }),
-            clock_warning: None,
+    /// The pieces an answer of `tasks` tasks is written in, with gzip accepted or not.
+    fn pieces(tasks: usize, accepts_gzip: bool) -> Vec<Piece> {
+        let rename = InboxRename {
+            account_inbox: ACCOUNT_INBOX,
+            device_inbox: "device-inbox",
+            task_inbox: "device-inbox",
+        };
+        let mut pieces = Vec::new();
+        let mut composer = Composer::new(
+            1_795_600_000_123_456_789,
+            Some(rename),
+            accepts_gzip,
+            |piece| {
+                pieces.push(piece);
+                true
+            },
+        );
+        for n in 0..tasks {
+            assert!(composer.record(&task(n, ACCOUNT_INBOX)));
         }
+        composer.finish(&["c0ffee00-0000-4000-8000-000000000000".into()]);
+        pieces
     }
 
-    /// Every chunk of the body, decompressed if it is gzip.
-    fn read_all(mut body: AnswerBody) -> (Value, usize) {
-        let gzip = body.is_gzip();
-        let (mut wire, mut chunks) = (Vec::new(), 0);
-        while let Some(chunk) = body.next_chunk() {
-            wire.extend_from_slice(&chunk);
-            chunks += 1;
+    /// The answer the pieces make, and whether it came compressed, in how many chunks.
+    fn answer(pieces: Vec<Piece>) -> (Value, bool, usize) {
+        let (mut wire, mut gzip, chunks) = (Vec::new(), false, pieces.len());
+        for piece in pieces {
+            match piece {
+                Piece::First { bytes, gzip: g, .. } => {
+                    gzip = g;
+                    wire.extend_from_slice(&bytes);
+                }
+                Piece::More(bytes) => wire.extend_from_slice(&bytes),
+                Piece::Failed(e) => panic!("{e}"),
+            }
         }
-        assert!(body.is_end_stream());
         let json = if gzip {
             let mut plain = Vec::new();
             flate2::read::GzDecoder::new(&wire[..])
@@ -273,38 +402,25 @@ mod tests {
         } else {
             wire
         };
-        (serde_json::from_slice(&json).unwrap(), chunks)
+        (serde_json::from_slice(&json).unwrap(), gzip, chunks)
     }
 
     #[test]
-    fn a_small_answer_is_one_plain_chunk_of_known_length_grouped_with_the_inbox_renamed() {
-        let tag_delete = OutgoingRecord {
-            kind: Kind::Tag,
-            deleted: true,
-            body: json!({"type": "deleted", "id": "t", "record_type": "tag", "deleted_at": "2026-11-25T10:00:00Z"}).to_string(),
-        };
-        let list = OutgoingRecord {
-            kind: Kind::List,
-            deleted: false,
-            body: json!({"type": "list", "id": "account-inbox", "name": "Inbox", "is_inbox": true,
-                "created_at": "2026-11-25T10:00:00Z", "updated_at": "2026-11-25T10:00:00Z"})
-            .to_string(),
-        };
-        let body = AnswerBody::new(
-            outcome(vec![tag_delete, task(1, "account-inbox"), list]),
-            &headers(Some("gzip")),
-        );
-        assert!(!body.is_gzip());
-        let hint = body.size_hint().exact().unwrap();
-        let (answer, chunks) = read_all(body);
-        assert_eq!((chunks, hint), (1, answer.to_string().len() as u64));
+    fn a_small_answer_is_one_plain_piece_with_the_inbox_renamed() {
+        let pieces = pieces(2, true);
+        assert!(matches!(
+            pieces[0],
+            Piece::First {
+                complete: true,
+                gzip: false,
+                ..
+            }
+        ));
+        let (answer, _, chunks) = answer(pieces);
+        assert_eq!(chunks, 1);
         assert_eq!(answer["server_time"], "2026-11-25T09:46:40.123Z");
-        let changes = answer["changes"].as_array().unwrap();
-        let kinds: Vec<&Value> = changes.iter().map(|record| &record["type"]).collect();
-        assert_eq!(kinds, ["list", "task", "deleted"]);
-        assert_eq!(changes[0]["id"], "device-inbox");
-        assert_eq!(changes[1]["list_id"], "device-inbox");
-        assert_eq!(changes[1]["tag_ids"], json!([]));
+        assert_eq!(answer["changes"][1]["list_id"], "device-inbox");
+        assert_eq!(answer["changes"][1]["tag_ids"], json!([]));
         assert_eq!(
             answer["conflicts"],
             json!(["c0ffee00-0000-4000-8000-000000000000"])
@@ -312,38 +428,56 @@ mod tests {
     }
 
     #[test]
-    fn a_large_answer_streams_in_chunks_gzip_when_accepted() {
-        for (accept, gzip) in [
-            (None, false),
-            (Some("gzip"), true),
-            (Some("deflate, gzip;q=1.0"), true),
-            (Some("gzip;q=0"), false),
-            (Some("br"), false),
-        ] {
-            let records = (0..2_000).map(|id| task(id, "work")).collect();
-            let body = AnswerBody::new(outcome(records), &headers(accept));
-            assert_eq!(body.is_gzip(), gzip, "{accept:?}");
-            assert_eq!(body.size_hint().exact(), None);
-            let (answer, chunks) = read_all(body);
+    fn a_few_kilobytes_go_out_compressed_in_one_piece() {
+        let pieces = pieces(40, true);
+        assert!(matches!(
+            pieces[0],
+            Piece::First {
+                complete: true,
+                gzip: true,
+                ..
+            }
+        ));
+        let (answer, gzip, chunks) = answer(pieces);
+        assert_eq!((gzip, chunks), (true, 1));
+        assert_eq!(answer["changes"].as_array().map(Vec::len), Some(40));
+    }
+
+    #[test]
+    fn a_large_answer_goes_out_in_chunks_compressed_when_accepted() {
+        for accepts_gzip in [false, true] {
+            let pieces = pieces(2_000, accepts_gzip);
+            assert!(matches!(
+                pieces[0],
+                Piece::First {
+                    complete: false,
+                    ..
+                }
+            ));
+            let (answer, gzip, chunks) = answer(pieces);
+            assert_eq!(gzip, accepts_gzip);
+            assert!(chunks >= if gzip { 2 } else { 5 }, "{chunks} chunks");
             let changes = answer["changes"].as_array().unwrap();
             assert_eq!(changes.len(), 2_000);
             assert_eq!(changes[1_999]["id"], "00000000-0000-4000-8000-000000001999");
-            assert!(chunks >= if gzip { 2 } else { 5 }, "{chunks} chunks");
         }
     }
 
     #[test]
-    fn a_few_kilobytes_go_out_compressed_in_one_chunk_of_known_length() {
-        let records = (0..40).map(|id| task(id, "work")).collect();
-        let body = AnswerBody::new(outcome(records), &headers(Some("gzip")));
-        assert!(body.is_gzip());
-        let hint = body.size_hint().exact().unwrap();
-        let first = body.first.clone().unwrap();
-        assert_eq!(hint, first.len() as u64);
-        let (answer, chunks) = read_all(body);
-        assert_eq!(
-            (chunks, answer["changes"].as_array().unwrap().len()),
-            (1, 40)
-        );
+    fn gzip_is_accepted_as_the_header_says() {
+        for (value, accepted) in [
+            (None, false),
+            (Some("gzip"), true),
+            (Some("deflate, GZIP;q=1.0"), true),
+            (Some("*"), true),
+            (Some("gzip;q=0"), false),
+            (Some("br"), false),
+        ] {
+            let mut headers = HeaderMap::new();
+            if let Some(value) = value {
+                headers.insert(ACCEPT_ENCODING, HeaderValue::from_static(value));
+            }
+            assert_eq!(accepts_gzip(&headers), accepted, "{value:?}");
+        }
     }
 }

@@ -92,7 +92,7 @@ async fn sync(request: Request<Incoming>, state: &AppState) -> HttpResponse {
                 eprintln!("warning: account {account:?}: {warning}");
             }
             state.activity.record_sync();
-            answer(outcome, &request_headers)
+            answer(outcome, &request_headers, &state.store).await
         }
         Err(StoreError::WriterGone) => shutting_down(),
         Err(StoreError::Database(e)) => {
@@ -180,9 +180,26 @@ async fn read_body(request: Request<Incoming>, limit: u64) -> Result<Bytes, Box<
     }
 }
 
-/// The 200 answer to a sync, streamed (see `answer`).
-fn answer(outcome: crate::store::SyncOutcome, request_headers: &hyper::HeaderMap) -> HttpResponse {
-    let body = AnswerBody::new(outcome, request_headers);
+/// The 200 answer to a sync, streamed (see `answer`). The sync is committed by then, so a
+/// failure to read its answer says so: the device syncs again and receives it.
+async fn answer(
+    outcome: crate::store::SyncOutcome,
+    request_headers: &hyper::HeaderMap,
+    store: &Store,
+) -> HttpResponse {
+    let body = match AnswerBody::new(outcome, request_headers, store).await {
+        Ok(body) => body,
+        Err(e) => {
+            eprintln!("error: a sync was saved but its answer could not be read: {e}");
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!(
+                    "the sync was saved, but reading its answer failed: {e}; sync again to \
+                     receive it, and see the server log"
+                ),
+            );
+        }
+    };
     let compressed = body.is_gzip();
     let mut response = Response::new(Either::Right(body));
     let headers = response.headers_mut();

@@ -479,7 +479,10 @@ pub fn fill_defaults(kind: Kind, body: &mut Map<String, Value>) {
 /// How the account inbox is renamed for the device receiving a response.
 pub struct InboxRename<'a> {
     pub account_inbox: &'a str,
+    /// The id the inbox list goes out under: the device's own inbox id.
     pub device_inbox: &'a str,
+    /// The id the inbox's tasks go out under: the device's inbox id, or a transit id.
+    pub task_inbox: &'a str,
 }
 
 /// A stored record as it goes out: defaults filled and the account inbox under the device's
@@ -493,15 +496,15 @@ pub fn outgoing(
     let mut body: Map<String, Value> = serde_json::from_str(stored).ok()?;
     if !deleted {
         fill_defaults(kind, &mut body);
-        let field = match kind {
-            Kind::List => Some("id"),
-            Kind::Task => Some("list_id"),
+        let renamed = inbox.and_then(|inbox| match kind {
+            Kind::List => Some(("id", inbox.device_inbox, inbox)),
+            Kind::Task => Some(("list_id", inbox.task_inbox, inbox)),
             Kind::Tag | Kind::TaskTag => None,
-        };
-        if let (Some(field), Some(inbox)) = (field, inbox)
+        });
+        if let Some((field, to, inbox)) = renamed
             && body.get(field).and_then(Value::as_str) == Some(inbox.account_inbox)
         {
-            body.insert(field.into(), Value::from(inbox.device_inbox));
+            body.insert(field.into(), Value::from(to));
         }
     }
     Some(Value::Object(body))

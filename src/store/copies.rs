@@ -9,6 +9,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 
+use super::feed::FeedRange;
 use super::fingerprint;
 use super::last_answer::LastAnswer;
 use crate::protocol::{Change, Kind};
@@ -154,10 +155,23 @@ pub fn uploaded(
     Ok(())
 }
 
-/// The device was sent the stored version of a record at `sent_at` (server clock). Where it
-/// already held that content, its copy keeps the later of the two `updated_at`s: a client
-/// only ever moves a row's `updated_at` forward. A copy that already says the same, dated
+/// How a device's copy changes when it is sent the stored version (`excluded`): where it
+/// already held that content, its copy keeps the later of the two `updated_at`s (a client
+/// only ever moves a row's `updated_at` forward). A copy that already says the same, dated
 /// as late, is left alone (the client will not apply what it is sent again).
+macro_rules! on_sent {
+    () => {
+        " ON CONFLICT (account, kind, id, device) DO UPDATE SET
+           updated_at = CASE WHEN fingerprint = excluded.fingerprint
+                             THEN MAX(updated_at, excluded.updated_at)
+                             ELSE excluded.updated_at END,
+           fingerprint = excluded.fingerprint, body = excluded.body,
+           sent_at = excluded.sent_at
+         WHERE fingerprint != excluded.fingerprint OR updated_at < excluded.updated_at"
+    };
+}
+
+/// The device was sent the stored version of a record at `sent_at` (server clock).
 pub fn sent(
     tx: &Connection,
     account: &str,
@@ -166,20 +180,34 @@ pub fn sent(
     id: &str,
     sent_at: i64,
 ) -> rusqlite::Result<()> {
-    tx.prepare_cached(
+    tx.prepare_cached(concat!(
         "INSERT INTO device_copies
            (account, kind, id, device, fingerprint, body, updated_at, sent_at)
          SELECT account, kind, id, ?4, fingerprint, body, updated_at, ?5 FROM records
-         WHERE account = ?1 AND kind = ?2 AND id = ?3
-         ON CONFLICT (account, kind, id, device) DO UPDATE SET
-           updated_at = CASE WHEN fingerprint = excluded.fingerprint
-                             THEN MAX(updated_at, excluded.updated_at)
-                             ELSE excluded.updated_at END,
-           fingerprint = excluded.fingerprint, body = excluded.body,
-           sent_at = excluded.sent_at
-         WHERE fingerprint != excluded.fingerprint OR updated_at < excluded.updated_at",
-    )?
+         WHERE account = ?1 AND kind = ?2 AND id = ?3",
+        on_sent!()
+    ))?
     .execute(params![account, kind.as_str(), id, device, sent_at])?;
+    Ok(())
+}
+
+/// The device was sent the stored version of every record in `range` at its end.
+pub fn sent_range(tx: &Connection, range: &FeedRange, device: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(concat!(
+        "INSERT INTO device_copies
+           (account, kind, id, device, fingerprint, body, updated_at, sent_at)
+         SELECT account, kind, id, ?2, fingerprint, body, updated_at, ?4 FROM records
+         WHERE account = ?1 AND stamp > ?3 AND stamp <= ?4
+           AND (?5 IS NULL OR origin IS NULL OR origin != ?5)",
+        on_sent!()
+    ))?
+    .execute(params![
+        range.account,
+        device,
+        range.after.unwrap_or(i64::MIN),
+        range.up_to,
+        range.device,
+    ])?;
     Ok(())
 }
 

@@ -67,7 +67,7 @@ fn body(db: &Database, kind: Kind, id: &str) -> Value {
     db.row(kind, id).unwrap().2
 }
 
-fn ids_of(outcome: &super::SyncOutcome, kind: &str) -> Vec<String> {
+fn ids_of(outcome: &Answer, kind: &str) -> Vec<String> {
     bodies(outcome)
         .iter()
         .filter(|body| body["type"] == kind)
@@ -229,9 +229,17 @@ fn a_device_from_the_original_gets_inbox_tasks_in_transit_until_it_says_its_own_
             (BACK.into(), WORK.into()),
         ])
     );
-    let last = bodies(&first).pop().unwrap();
+    let received = bodies(&first);
+    let at = received
+        .iter()
+        .position(|body| body["type"] == "deleted" && body["id"] == transit.as_str())
+        .expect("the transit list is deleted");
+    assert!(
+        received[at..].iter().all(|body| body["type"] == "deleted"),
+        "deletes go out last, so it comes after every task"
+    );
     assert_eq!(
-        last,
+        received[at],
         json!({
             "type": "deleted", "id": transit, "record_type": "list",
             "deleted_at": crate::timestamp::format_server_time(first.server_time)

@@ -17,6 +17,7 @@ mod import;
 mod import_tests;
 mod inbox;
 mod last_answer;
+mod readers;
 mod records;
 mod schema;
 mod sent_through;
@@ -27,6 +28,7 @@ mod tidy;
 mod unknown_inbox;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use rusqlite::{Connection, TransactionBehavior};
@@ -35,11 +37,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::permissions;
 use crate::protocol::SyncRequest;
 use clock::Clock;
-pub use feed::OutgoingRecord;
+pub use feed::{FeedRange, OutgoingRecord};
 pub use import::{ImportReport, from_file as import_file};
-#[cfg(test)]
-pub use inbox::InboxIds;
 use last_answer::LastAnswers;
+use readers::Readers;
 use records::newest_stamp;
 pub use sync::SyncOutcome;
 use sync::apply;
@@ -51,10 +52,12 @@ const QUEUE_DEPTH: usize = 1024;
 /// How many prepared statements the connection keeps.
 const STATEMENT_CACHE: usize = 64;
 
-/// A cheap, cloneable handle to the writer thread.
+/// A cheap, cloneable handle to the writer thread, and to the connections that read
+/// answers after their commit.
 #[derive(Clone, Debug)]
 pub struct Store {
     commands: mpsc::Sender<Command>,
+    readers: Arc<Readers>,
 }
 
 /// Why the store could not answer.
@@ -143,7 +146,10 @@ impl Store {
             .spawn(move || run_writer(conn, receiver, clock))
             .map_err(|e| format!("cannot start the database writer thread: {e}"))?;
         Ok(Opened {
-            store: Store { commands },
+            store: Store {
+                commands,
+                readers: Arc::new(Readers::new(path.to_owned())),
+            },
             writer,
             imported,
         })
@@ -165,6 +171,24 @@ impl Store {
             reply,
         };
         self.ask(command, answer).await?
+    }
+
+    /// Calls `each` with every record of an answer, in the order they go out, until it
+    /// returns false: `feed` read from one snapshot of the database, and `extras`. Blocks
+    /// while it reads: call it from a blocking thread.
+    pub fn each_record(
+        &self,
+        feed: Option<&FeedRange>,
+        extras: Vec<OutgoingRecord>,
+        each: impl FnMut(OutgoingRecord) -> bool,
+    ) -> Result<(), StoreError> {
+        match feed {
+            Some(feed) => self
+                .readers
+                .read(|conn| feed::in_answer_order(Some((conn, feed)), extras, each)),
+            None => feed::in_answer_order(None, extras, each),
+        }
+        .map_err(database_error)
     }
 
     /// Counts accounts, devices and records; also proves the writer is alive and not wedged.

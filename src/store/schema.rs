@@ -65,8 +65,11 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 4: each device's last answer is remembered in memory (`last_answer`), so a sync that
     // changes nothing writes nothing; a device holds every record stamped up to its
-    // `sent_through` without a copy of each (`sent_through`).
+    // `sent_through` without a copy of each, and its own copies are found by device
+    // (`sent_through`); an answer reads its records a group at a time (`feed`).
     "ALTER TABLE devices ADD COLUMN sent_through INTEGER;
+    CREATE INDEX records_by_group ON records (account, kind, deleted, stamp);
+    CREATE INDEX device_copies_by_device ON device_copies (account, device);
     ALTER TABLE devices DROP COLUMN last_received_at;
     ALTER TABLE devices DROP COLUMN last_server_time;
     ALTER TABLE devices DROP COLUMN last_last_sync;",

@@ -10,6 +10,8 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::feed::any_changed;
+
 /// Records that the device was sent every record of the account stamped in
 /// `(after, horizon]` (all of them when `after` is `None`), except its own uploads. Returns
 /// false, recording nothing, when that leaves a gap: records stamped between its
@@ -28,11 +30,34 @@ pub fn record_feed(
             .query_row(params![account, device], |row| row.get(0))
             .optional()?
             .flatten();
-        if unseen_between(tx, account, device, through.unwrap_or(i64::MIN), after)? {
+        if any_changed(tx, account, Some(device), through, after)? {
             return Ok(false);
         }
     }
-    // Its own rows of the records it was sent change as `copies::sent` changes them.
+    // Its own rows of the records it was sent change as `copies::sent` changes them (a new
+    // device has none).
+    let has_own_rows: bool = tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM device_copies WHERE account = ?1 AND device = ?2)",
+        )?
+        .query_row(params![account, device], |row| row.get(0))?;
+    if has_own_rows {
+        update_own_rows(tx, account, device, after, horizon)?;
+    }
+    tx.prepare_cached("UPDATE devices SET sent_through = ?3 WHERE account = ?1 AND device = ?2")?
+        .execute(params![account, device, horizon])?;
+    Ok(true)
+}
+
+/// Gives the device's own rows of the records stamped in `(after, horizon]` that it did not
+/// upload the update `copies::sent` gives a copy it is sent.
+fn update_own_rows(
+    tx: &Connection,
+    account: &str,
+    device: &str,
+    after: Option<i64>,
+    horizon: i64,
+) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "UPDATE device_copies AS c SET
            updated_at = CASE WHEN c.fingerprint = r.fingerprint
@@ -46,25 +71,7 @@ pub fn record_feed(
            AND (c.fingerprint != r.fingerprint OR c.updated_at < r.updated_at)",
     )?
     .execute(params![account, device, after.unwrap_or(i64::MIN), horizon])?;
-    tx.prepare_cached("UPDATE devices SET sent_through = ?3 WHERE account = ?1 AND device = ?2")?
-        .execute(params![account, device, horizon])?;
-    Ok(true)
-}
-
-/// Whether a record the device did not upload is stamped in `(from, to]`.
-fn unseen_between(
-    tx: &Connection,
-    account: &str,
-    device: &str,
-    from: i64,
-    to: i64,
-) -> rusqlite::Result<bool> {
-    tx.prepare_cached(
-        "SELECT EXISTS (SELECT 1 FROM records
-                        WHERE account = ?1 AND stamp > ?3 AND stamp <= ?4
-                          AND (origin IS NULL OR origin != ?2))",
-    )?
-    .query_row(params![account, device, from, to], |row| row.get(0))
+    Ok(())
 }
 
 /// Before a record's stored version is replaced: every device that holds it through its

@@ -8,11 +8,13 @@ use std::collections::HashSet;
 use rusqlite::{Connection, params};
 
 use super::clock::Clock;
-use super::copies::{Copy, Upload, held, sent, uploaded};
+use super::copies::{Copy, Upload, held, sent, sent_range, uploaded};
 use super::decide::{Decision, Version, decide};
 use super::delivery::ensure_applied;
 use super::device_clock::{ClockWarning, note_offset, offset_from_last_sync};
-use super::feed::{OutgoingRecord, changed_since, load_outgoing};
+use super::feed::{
+    FeedRange, KeyedRecord, OutgoingRecord, any_changed, in_range, load_outgoing, read_if_small,
+};
 use super::fingerprint;
 use super::inbox::{InboxIds, device_inbox, inbox_aliases, map_to_account, register_inboxes};
 use super::last_answer::{LastAnswer, LastAnswers, feed_after};
@@ -20,7 +22,7 @@ use super::records::{load, postpone, store};
 use super::sent_through::record_feed;
 use super::tidy::{as_tidied_by_device, tidy_after_delete, tidy_references};
 use super::unknown_inbox;
-use crate::protocol::{Change, Kind, SyncRequest};
+use crate::protocol::{Change, InboxRename, Kind, SyncRequest};
 use crate::timestamp::format_server_time;
 
 /// What the server answers a sync request with, before it is put on the wire.
@@ -29,12 +31,34 @@ pub struct SyncOutcome {
     /// The `server_time` to answer with: every later change gets a stamp after it, and it is
     /// set back by the skew allowance.
     pub server_time: i64,
-    pub records: Vec<OutgoingRecord>,
+    /// The records to read from the feed after the commit, if it holds too many to read
+    /// them into `extras`.
+    pub feed: Option<FeedRange>,
+    /// The records sent beside `feed`: the feed's own when it is small, winners of
+    /// conflicts, the inbox under its aliases.
+    pub extras: Vec<OutgoingRecord>,
     /// Ids, as the device sent them, of incoming versions that lost to a stored one.
     pub conflicts: Vec<String>,
     pub inbox: Option<InboxIds>,
+    /// The id the account inbox's tasks go out under, if not the device's inbox id (see
+    /// `unknown_inbox`).
+    pub inbox_tasks_under: Option<String>,
     /// Set the first time the device's clock is seen off by more than the skew allowance.
     pub clock_warning: Option<ClockWarning>,
+}
+
+impl SyncOutcome {
+    /// How the answer renames the account inbox for the device.
+    pub fn inbox_rename(&self) -> Option<InboxRename<'_>> {
+        self.inbox.as_ref().map(|ids| {
+            let device_inbox = ids.device_inbox.as_deref().unwrap_or(&ids.account_inbox);
+            InboxRename {
+                account_inbox: &ids.account_inbox,
+                device_inbox,
+                task_inbox: self.inbox_tasks_under.as_deref().unwrap_or(device_inbox),
+            }
+        })
+    }
 }
 
 /// Applies one request for `account` and reads back what the device must receive: the
@@ -91,41 +115,49 @@ pub fn apply(
     let horizon = clock.horizon();
     let server_time = horizon.saturating_sub(skew_allowance);
     let feed_start = feed_after(last_answer.as_ref(), request.last_sync);
-    let mut records = changed_since(tx, account, device, feed_start)?;
-    let mut in_feed: HashSet<(Kind, String)> = records
-        .iter()
-        .map(|(kind, id, _)| (*kind, id.clone()))
-        .collect();
-    // What the device is sent is recorded as one range where that leaves no gap, else
-    // record by record; what goes out beside the feed always is.
-    let mut sent_alone: Vec<(Kind, String)> = Vec::new();
-    if !records.is_empty() && !record_feed(tx, account, device, feed_start, horizon)? {
-        sent_alone.extend(in_feed.iter().cloned());
-    }
-    for (kind, id) in to_resend {
-        if in_feed.insert((kind, id.clone()))
-            && let Some(record) = load_outgoing(tx, account, kind, &id)?
-        {
-            sent_alone.push((kind, id.clone()));
-            records.push((kind, id, record));
-        }
-    }
+    let mut feed = feed_range(tx, account, device, feed_start, horizon)?;
+    let mut extras = resends(tx, account, feed.as_ref(), to_resend)?;
     let own_inbox = device_inbox(tx, account, device)?;
+    let mut inbox_tasks_under = None;
     if let Some(account_inbox) = &inbox {
         // Also in the answer that learns the device's inbox: it moves what the client kept
         // under the transit id.
         if inbox_was_unknown {
-            unknown_inbox::send_under_every_alias(tx, account, account_inbox, &mut records)?;
-            sent_alone.push((Kind::List, account_inbox.clone()));
+            unknown_inbox::send_under_every_alias(
+                tx,
+                account,
+                account_inbox,
+                &mut feed,
+                &mut extras,
+            )?;
         }
         if imported_inboxes && own_inbox.is_none() {
             let deleted_at = format_server_time(server_time);
-            unknown_inbox::send_inbox_tasks_in_transit(account_inbox, &mut records, &deleted_at);
+            inbox_tasks_under = unknown_inbox::send_inbox_tasks_in_transit(
+                tx,
+                account_inbox,
+                feed.as_ref(),
+                &mut extras,
+                &deleted_at,
+            )?;
         }
     }
-    for (kind, id) in &sent_alone {
-        sent(tx, account, device, *kind, id, horizon)?;
+    let mut recorded = HashSet::new();
+    for (kind, id, _) in &extras {
+        if recorded.insert((*kind, id)) {
+            sent(tx, account, device, *kind, id, horizon)?;
+        }
     }
+    // A feed that fits in memory is read here, from the sync's own snapshot, ahead of the
+    // extras; a larger one streams from the database after the commit.
+    let mut records = Vec::new();
+    if let Some(range) = &feed
+        && let Some(rows) = read_if_small(tx, range)?
+    {
+        records = rows;
+        feed = None;
+    }
+    records.extend(extras.into_iter().map(|(_, _, record)| record));
     last_answers.remember(
         account,
         device,
@@ -142,11 +174,64 @@ pub fn apply(
     });
     Ok(SyncOutcome {
         server_time,
-        records: records.into_iter().map(|(_, _, record)| record).collect(),
+        feed,
+        extras: records,
         conflicts,
         inbox,
+        inbox_tasks_under,
         clock_warning,
     })
+}
+
+/// The feed of an answer that starts after `feed_start` (`None`: a full sync) and ends at
+/// `horizon`, if it holds anything; what it sends is recorded as one range where that
+/// leaves no gap, else record by record.
+fn feed_range(
+    tx: &Connection,
+    account: &str,
+    device: &str,
+    feed_start: Option<i64>,
+    horizon: i64,
+) -> rusqlite::Result<Option<FeedRange>> {
+    let exclude = feed_start.map(|_| device);
+    if !any_changed(tx, account, exclude, feed_start, horizon)? {
+        return Ok(None);
+    }
+    let feed = FeedRange {
+        account: account.to_owned(),
+        device: exclude.map(str::to_owned),
+        after: feed_start,
+        up_to: horizon,
+        skip_list: None,
+    };
+    if !record_feed(tx, account, device, feed_start, horizon)? {
+        sent_range(tx, &feed, device)?;
+    }
+    Ok(Some(feed))
+}
+
+/// The stored versions of `to_resend` that `feed` does not carry, once each.
+fn resends(
+    tx: &Connection,
+    account: &str,
+    feed: Option<&FeedRange>,
+    to_resend: Vec<(Kind, String)>,
+) -> rusqlite::Result<Vec<KeyedRecord>> {
+    let mut extras: Vec<KeyedRecord> = Vec::new();
+    for (kind, id) in to_resend {
+        let in_feed = match feed {
+            Some(feed) => in_range(tx, feed, kind, &id)?,
+            None => false,
+        };
+        let already = extras.iter().any(|(k, i, _)| (*k, i) == (kind, &id));
+        if !in_feed
+            && !already
+            && let Some(record) = load_outgoing(tx, account, kind, &id)?
+        {
+            extras.push((kind, id, record));
+        }
+    }
+    Ok(extras)
 }
 
 /// Who is syncing, the account's inbox ids, and when the request arrived.
@@ -474,6 +559,6 @@ mod tests {
         let (_, origin, stored) = db.row(Kind::Task, REPORT).unwrap();
         assert_eq!(stored["tag_ids"], json!([]));
         assert_eq!(origin, None);
-        assert_eq!(bodies(&laptop), [deleted(ERRANDS, "tag", T2), stored]);
+        assert_eq!(bodies(&laptop), [stored, deleted(ERRANDS, "tag", T2)]);
     }
 }

@@ -5,10 +5,13 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 
 use super::clock::Clock;
+use super::device_clock::ClockWarning;
+use super::feed::in_answer_order;
+use super::inbox::InboxIds;
 use super::last_answer::LastAnswers;
 use super::schema::migrate;
-use super::sync::{SyncOutcome, apply};
-use crate::protocol::{Kind, parse_request};
+use super::sync::apply;
+use crate::protocol::{self, Kind, parse_request};
 
 pub const ACCOUNT: &str = "default";
 pub const LAPTOP: &str = "8555eb33-3505-42b5-b029-341b1734ad31";
@@ -45,16 +48,12 @@ impl Database {
         }
     }
 
-    /// Applies a request as the writer would, after validating it like the API does.
-    pub fn sync(
-        &mut self,
-        device: &str,
-        last_sync: Option<&str>,
-        changes: &[Value],
-    ) -> SyncOutcome {
+    /// Applies a request as the writer would, after validating it like the API does, and
+    /// reads its answer as the device receives it.
+    pub fn sync(&mut self, device: &str, last_sync: Option<&str>, changes: &[Value]) -> Answer {
         let body = json!({ "device_id": device, "last_sync": last_sync, "changes": changes });
         let request = parse_request(body.to_string().as_bytes()).unwrap();
-        apply(
+        let mut outcome = apply(
             &self.conn,
             &mut self.clock,
             &mut self.last_answers,
@@ -62,7 +61,25 @@ impl Database {
             &request,
             ALLOWANCE,
         )
-        .unwrap()
+        .unwrap();
+        let extras = std::mem::take(&mut outcome.extras);
+        let rename = outcome.inbox_rename();
+        let mut records = Vec::new();
+        let feed = outcome.feed.as_ref().map(|feed| (&self.conn, feed));
+        in_answer_order(feed, extras, |record| {
+            let wire =
+                protocol::outgoing(record.kind, record.deleted, &record.body, rename.as_ref());
+            records.extend(wire);
+            true
+        })
+        .unwrap();
+        Answer {
+            server_time: outcome.server_time,
+            records,
+            conflicts: outcome.conflicts,
+            inbox: outcome.inbox,
+            clock_warning: outcome.clock_warning,
+        }
     }
 
     /// Runs `sql` (the original server's tables and rows) and imports them.
@@ -98,13 +115,19 @@ impl Database {
     }
 }
 
-/// The outgoing records' bodies, in order.
-pub fn bodies(outcome: &SyncOutcome) -> Vec<Value> {
-    outcome
-        .records
-        .iter()
-        .map(|record| serde_json::from_str(&record.body).unwrap())
-        .collect()
+/// An answer as the device receives it.
+pub struct Answer {
+    pub server_time: i64,
+    /// The records, as they go out.
+    pub records: Vec<Value>,
+    pub conflicts: Vec<String>,
+    pub inbox: Option<InboxIds>,
+    pub clock_warning: Option<ClockWarning>,
+}
+
+/// The answer's records, in order.
+pub fn bodies(answer: &Answer) -> Vec<Value> {
+    answer.records.clone()
 }
 
 pub fn list(id: &str, name: &str, is_inbox: bool, updated_at: &str) -> Value {

@@ -17,7 +17,7 @@ use rusqlite::{Connection, params};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use super::feed::{FeedRow, OutgoingRecord, load_outgoing};
+use super::feed::{FeedRange, KeyedRecord, OutgoingRecord, load_outgoing};
 use super::inbox::OWNER_UNKNOWN;
 use crate::protocol::Kind;
 
@@ -40,15 +40,19 @@ pub fn transit_id(account_inbox: &str) -> String {
         .to_string()
 }
 
-/// Replaces the account inbox in `records` (adding it if absent) by a copy of it under each
-/// inbox id of the account.
+/// Sends the account inbox under each inbox id of the account instead of under its own:
+/// left out of `feed`, and in `extras` once per id.
 pub fn send_under_every_alias(
     tx: &Connection,
     account: &str,
     account_inbox: &str,
-    records: &mut Vec<FeedRow>,
+    feed: &mut Option<FeedRange>,
+    extras: &mut Vec<KeyedRecord>,
 ) -> rusqlite::Result<()> {
-    records.retain(|(kind, id, _)| !(*kind == Kind::List && id == account_inbox));
+    extras.retain(|(kind, id, _)| !(*kind == Kind::List && id == account_inbox));
+    if let Some(feed) = feed {
+        feed.skip_list = Some(account_inbox.to_owned());
+    }
     let Some(inbox) = load_outgoing(tx, account, Kind::List, account_inbox)? else {
         return Ok(());
     };
@@ -67,42 +71,70 @@ pub fn send_under_every_alias(
             deleted: false,
             body: Value::Object(body).to_string(),
         };
-        records.push((Kind::List, account_inbox.to_owned(), record));
+        extras.push((Kind::List, account_inbox.to_owned(), record));
     }
     Ok(())
 }
 
-/// Puts the tasks in the account inbox under its transit id, and if there are any, adds a
-/// delete of that list dated `deleted_at`.
+/// If the answer of `feed` and `extras` carries tasks in the account inbox, has them go out
+/// under its transit id, followed by a delete of that list dated `deleted_at`; returns the
+/// transit id then.
 pub fn send_inbox_tasks_in_transit(
+    tx: &Connection,
     account_inbox: &str,
-    records: &mut Vec<FeedRow>,
+    feed: Option<&FeedRange>,
+    extras: &mut Vec<KeyedRecord>,
     deleted_at: &str,
-) {
+) -> rusqlite::Result<Option<String>> {
+    let in_inbox = |(_, _, record): &KeyedRecord| {
+        record.kind == Kind::Task
+            && !record.deleted
+            && serde_json::from_str::<Map<String, Value>>(&record.body).is_ok_and(|body| {
+                body.get("list_id").and_then(Value::as_str) == Some(account_inbox)
+            })
+    };
+    let sends_inbox_tasks = extras.iter().any(in_inbox)
+        || match feed {
+            Some(feed) => feed_has_inbox_tasks(tx, feed, account_inbox)?,
+            None => false,
+        };
+    if !sends_inbox_tasks {
+        return Ok(None);
+    }
     let transit = transit_id(account_inbox);
-    let mut moved = false;
-    for (_, _, record) in records.iter_mut() {
-        if record.kind != Kind::Task || record.deleted {
-            continue;
-        }
-        let Ok(mut body) = serde_json::from_str::<Map<String, Value>>(&record.body) else {
-            continue;
-        };
-        if body.get("list_id").and_then(Value::as_str) == Some(account_inbox) {
-            body.insert("list_id".into(), Value::from(transit.as_str()));
-            record.body = Value::Object(body).to_string();
-            moved = true;
-        }
-    }
-    if moved {
-        let tombstone = json!({
-            "type": "deleted", "id": transit, "record_type": "list", "deleted_at": deleted_at
-        });
-        let record = OutgoingRecord {
-            kind: Kind::List,
-            deleted: true,
-            body: tombstone.to_string(),
-        };
-        records.push((Kind::List, transit, record));
-    }
+    let tombstone = json!({
+        "type": "deleted", "id": transit, "record_type": "list", "deleted_at": deleted_at
+    });
+    let record = OutgoingRecord {
+        kind: Kind::List,
+        deleted: true,
+        body: tombstone.to_string(),
+    };
+    extras.push((Kind::List, transit.clone(), record));
+    Ok(Some(transit))
+}
+
+/// Whether `feed` holds a task in the account inbox.
+fn feed_has_inbox_tasks(
+    tx: &Connection,
+    feed: &FeedRange,
+    account_inbox: &str,
+) -> rusqlite::Result<bool> {
+    tx.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM records
+                        WHERE account = ?1 AND kind = 'task' AND deleted = 0
+                          AND stamp > ?2 AND stamp <= ?3
+                          AND (?4 IS NULL OR origin IS NULL OR origin != ?4)
+                          AND json_extract(body, '$.list_id') = ?5)",
+    )?
+    .query_row(
+        params![
+            feed.account,
+            feed.after.unwrap_or(i64::MIN),
+            feed.up_to,
+            feed.device,
+            account_inbox
+        ],
+        |row| row.get(0),
+    )
 }

@@ -561,6 +561,26 @@ pub fn deleted(id: &str, record_type: &str, deleted_at: &str) -> Value {
 }
 
 /// The ids of the records in a response, in order.
+/// `records` in the order a full sync sends them: lists, tags, tasks, task-tag links, then
+/// deletes of each of those kinds; by id within each.
+pub fn in_full_sync_order(records: &[Value]) -> Value {
+    let group = |record: &Value| {
+        let kind = if record["type"] == "deleted" {
+            &record["record_type"]
+        } else {
+            &record["type"]
+        };
+        let position = ["list", "tag", "task", "task_tag"]
+            .iter()
+            .position(|name| kind == name)
+            .unwrap_or(4);
+        (record["type"] == "deleted", position)
+    };
+    let mut sorted = records.to_vec();
+    sorted.sort_by_cached_key(|record| (group(record), record["id"].to_string()));
+    Value::from(sorted)
+}
+
 pub fn ids(response: &Value) -> Vec<String> {
     response["changes"]
         .as_array()

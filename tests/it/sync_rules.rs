@@ -235,7 +235,7 @@ fn accounts_never_see_each_others_records() {
         .iter()
         .map(|id| sent(&desktop, id))
         .collect();
-    assert_eq!(same["changes"], json!(expected));
+    assert_eq!(same["changes"], in_full_sync_order(&expected));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -366,71 +366,89 @@ fn a_device_carrying_its_server_time_forward_receives_each_change_once() {
     assert_eq!(b_third["changes"], json!([]));
 }
 
-#[test]
-fn a_large_answer_is_gzip_compressed_when_the_client_accepts_it_and_small_ones_are_not() {
+/// A sync by `device` carrying `last_sync` forward, asking for gzip or not: the answer, its
+/// Content-Encoding, and its size on the wire.
+fn sync_encoded(
+    server: &Server,
+    device: &str,
+    last_sync: Option<&str>,
+    gzip: bool,
+) -> (Value, Option<String>, usize) {
     use std::io::Read;
 
-    let server = Server::start();
-    server.sync_ok(TOKEN, &fixture(DESKTOP_FULL));
-    let tasks: Vec<Value> = (0..300)
-        .map(|n| {
-            let id = format!("00000000-0000-4000-8000-{n:012}");
-            task(
-                &id,
-                "A task among many",
-                A.inbox,
-                "2026-11-24T22:45:21.000000001Z",
-            )
-        })
-        .collect();
-    server.sync_ok(TOKEN, &sync_body(A.device, None, tasks));
-    let full = sync_body(B.device, None, vec![]).to_string();
     let authorization = format!("Bearer {TOKEN}");
-    let sync = |accept: &[(&str, &str)]| {
-        let mut headers = vec![("Authorization", authorization.as_str())];
-        headers.extend_from_slice(accept);
-        http_request(
-            server.port,
-            "POST",
-            "/api/v1/sync",
-            &headers,
-            full.as_bytes(),
-        )
-    };
-    let plain = sync(&[]);
-    assert_eq!(
-        (plain.status, plain.header("content-encoding")),
-        (200, None)
-    );
-    let compressed = sync(&[("Accept-Encoding", "gzip")]);
-    assert_eq!(compressed.status, 200);
-    assert_eq!(compressed.header("content-encoding"), Some("gzip"));
-    let mut json = String::new();
-    flate2::read::GzDecoder::new(&compressed.bytes[..])
-        .read_to_string(&mut json)
-        .expect("a gzip body");
-    let (plain, unpacked): (Value, Value) = (plain.json(), serde_json::from_str(&json).unwrap());
-    assert_eq!(unpacked["changes"], plain["changes"]);
-    assert_eq!(unpacked["changes"].as_array().map(Vec::len), Some(305));
-    assert!(
-        compressed.bytes.len() * 4 < json.len(),
-        "{} bytes",
-        compressed.bytes.len()
-    );
-
-    let b_last = server_time(&unpacked);
-    let small = sync_body(B.device, Some(&b_last), vec![]).to_string();
     let mut headers = vec![("Authorization", authorization.as_str())];
-    headers.push(("Accept-Encoding", "gzip"));
-    let nothing_new = http_request(
+    if gzip {
+        headers.push(("Accept-Encoding", "gzip"));
+    }
+    let body = sync_body(device, last_sync, vec![]).to_string();
+    let response = http_request(
         server.port,
         "POST",
         "/api/v1/sync",
         &headers,
-        small.as_bytes(),
+        body.as_bytes(),
     );
-    assert_eq!(nothing_new.header("content-encoding"), None);
-    assert_eq!(nothing_new.json()["changes"], json!([]));
+    assert_eq!(response.status, 200, "{}", response.body);
+    let encoding = response.header("content-encoding").map(str::to_owned);
+    let json = match encoding.as_deref() {
+        Some("gzip") => {
+            let mut json = String::new();
+            flate2::read::GzDecoder::new(&response.bytes[..])
+                .read_to_string(&mut json)
+                .expect("a gzip body");
+            json
+        }
+        _ => response.body.clone(),
+    };
+    let answer = serde_json::from_str(&json).expect("a whole JSON answer");
+    (answer, encoding, response.bytes.len())
+}
+
+#[test]
+fn answers_of_every_size_arrive_whole_and_large_ones_gzip_compressed_when_accepted() {
+    let server = Server::start();
+    let mut a_last = server_time(&server.sync_ok(TOKEN, &fixture(DESKTOP_FULL)));
+    let mut last = [B.device, "5d0c1e2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f"]
+        .map(|device| (device, server_time(&everything(&server, device))));
+    // Each round A adds `count` tasks, and each other device's next answer carries exactly
+    // them: a few, more than one chunk read with the sync, more than the sync reads itself.
+    for (round, count) in [(1, 1), (2, 200), (3, 300)] {
+        let tasks: Vec<Value> = (0..count)
+            .map(|n| {
+                let id = format!("00000000-0000-4000-8000-{round:04}{n:08}");
+                task(
+                    &id,
+                    "A task among many",
+                    A.inbox,
+                    "2026-11-24T22:45:21.000000001Z",
+                )
+            })
+            .collect();
+        let a = server.sync_ok(TOKEN, &sync_body(A.device, Some(&a_last), tasks.clone()));
+        a_last = server_time(&a);
+        let mut answers = Vec::new();
+        for ((device, last_sync), gzip) in last.iter_mut().zip([true, false]) {
+            let (answer, encoding, wire) = sync_encoded(&server, device, Some(last_sync), gzip);
+            let json = answer.to_string().len();
+            let expected = (gzip && json >= 4096).then(|| "gzip".to_owned());
+            assert_eq!(encoding, expected, "{count} tasks, {json} bytes of JSON");
+            if encoding.is_some() {
+                assert!(wire * 4 < json, "{wire} bytes for {json} bytes of JSON");
+            }
+            *last_sync = server_time(&answer);
+            answers.push(answer["changes"].clone());
+        }
+        assert_eq!(answers[0], answers[1]);
+        let ids: Vec<&Value> = answers[0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| &t["id"])
+            .collect();
+        let sent: Vec<&Value> = tasks.iter().map(|t| &t["id"]).collect();
+        assert_eq!(ids, sent, "round {round}");
+    }
 }
 
 #[test]
@@ -449,7 +467,8 @@ fn a_last_sync_that_is_not_the_last_answers_gets_recent_changes_again() {
         TOKEN,
         &sync_body(B.device, Some(&server_time(&b_first)), vec![]),
     );
-    assert_eq!(retry["changes"], b_first["changes"]);
+    let retried = retry["changes"].as_array().unwrap();
+    assert_eq!(in_full_sync_order(retried), b_first["changes"]);
     // A restart forgets every last answer: repeats again, never gaps.
     let mut server = server;
     server.stop_ok();
@@ -458,7 +477,8 @@ fn a_last_sync_that_is_not_the_last_answers_gets_recent_changes_again() {
         TOKEN,
         &sync_body(B.device, Some(&server_time(&retry)), vec![]),
     );
-    assert_eq!(after_restart["changes"], b_first["changes"]);
+    let repeated = after_restart["changes"].as_array().unwrap();
+    assert_eq!(in_full_sync_order(repeated), b_first["changes"]);
 }
 
 #[test]
@@ -531,10 +551,12 @@ fn own_upload_is_not_echoed_on_incremental_sync_but_is_on_full_sync() {
     assert_eq!(a_third["changes"], json!([b_tag]));
 
     let a_full = server.sync_ok(TOKEN, &sync_body(A.device, None, vec![]));
-    assert_eq!(
-        ids(&a_full),
-        [A.inbox, A.work, A.tag, NEW_TAG, A.report, A.milk, A.plumber]
-    );
+    let mut expected = [A.inbox, A.work, A.tag, NEW_TAG, A.report, A.milk, A.plumber];
+    // A full sync sends each kind by id.
+    expected[0..2].sort();
+    expected[2..4].sort();
+    expected[4..].sort();
+    assert_eq!(ids(&a_full), expected);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1341,7 +1363,7 @@ fn unknown_fields_and_timestamps_come_back_byte_for_byte() {
     }
     assert_eq!(
         c["changes"],
-        json!([
+        in_full_sync_order(&[
             sent(&mobile, B.inbox),
             work,
             sent(&mobile, B.tag),
