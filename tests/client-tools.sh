@@ -3,7 +3,12 @@
 # Debian's faketime, installed when missing, python3 with sqlite3 (tests/client_db.py edits
 # the client's database), and the server binary. The caller defines log and die. Sets
 # TICKIT_VERSION, TICKIT_ROOT (default ~/.cache/tickit-sync-ci/tickit, kept between runs
-# because building tickit takes 3-4 minutes) and TICKIT (the binary).
+# because building tickit takes 3-4 minutes), TICKIT (the binary) and LIBFAKETIME.
+#
+# A command runs on a shifted clock as `env LD_PRELOAD="$LIBFAKETIME" FAKETIME=-60s CMD`,
+# not through the faketime wrapper: the wrapper keeps a semaphore named after its PID in
+# /dev/shm, a wrapper that is killed leaves it behind, and a later wrapper that gets the
+# same PID (they wrap at 32768) fails with "sem_open: File exists".
 
 TICKIT_VERSION=0.5.8
 TICKIT_ROOT=${TICKIT_ROOT:-$HOME/.cache/tickit-sync-ci/tickit}
@@ -32,6 +37,8 @@ ensure_client_tools() {
     "${sudo[@]}" timeout "$TOOLS_INSTALL_TIMEOUT" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q faketime \
       || die "could not install faketime"
   fi
+  LIBFAKETIME=$(find /usr/lib /usr/lib64 /usr/local/lib -name libfaketime.so.1 2>/dev/null | head -n1)
+  [ -n "$LIBFAKETIME" ] || die "libfaketime.so.1 not found (it comes with Debian's faketime package)"
 }
 
 # Sets SERVER_BIN to the absolute path of the server to test: $TICKIT_SYNC_BIN if set, else

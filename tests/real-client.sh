@@ -350,7 +350,7 @@ tk() {
   local dev=$1; shift
   local home=${DEV_HOME[$dev]} skew=${DEV_SKEW[$dev]}
   local -a pre=()
-  if [ -n "$skew" ]; then pre=(faketime -f "$skew"); fi
+  if [ -n "$skew" ]; then pre=(LD_PRELOAD="$LIBFAKETIME" FAKETIME="$skew"); fi
   timeout "$CALL_TIMEOUT" env -i PATH="$PATH" HOME="$home" XDG_CONFIG_HOME="$home/.config" \
     XDG_DATA_HOME="$home/.local/share" TERM=dumb NO_COLOR=1 LANG=C.UTF-8 \
     "${pre[@]}" "$TICKIT" "$@" </dev/null

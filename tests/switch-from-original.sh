@@ -302,7 +302,7 @@ PORT=
 # day in the past (faketime), so that it is as old after the switch as a real one would be: older
 # than our server's skew allowance (300 s), which sets back the server_time it sends, so that the
 # devices' syncs after the switch do not upload the whole history again.
-CLOCK=()     # the command prefix that sets it: (faketime -f OFFSET), or () for the real clock
+CLOCK=()     # the command prefix that sets it (libfaketime, see client-tools.sh), or () for the real clock
 CLOCK_SECS=0 # its offset in seconds, for tests/client_db.py
 
 make_device() { # NAME TOKEN
@@ -461,7 +461,7 @@ check "original: tickit-sync token --name device-a / device-b print two tokens" 
 check "original: config.toml holds two argon2 token_hash entries" \
   test "$(grep -c '^token_hash = "\$argon2id\$v=19\$' "$SRV/config.toml")" -eq 2
 [ -n "$TOKEN_A" ] && [ -n "$TOKEN_B" ] || exit 1
-CLOCK=(faketime -f -1d)
+CLOCK=(env LD_PRELOAD="$LIBFAKETIME" FAKETIME=-1d)
 CLOCK_SECS=-86400
 start_original || exit 1
 make_device A "$TOKEN_A"
