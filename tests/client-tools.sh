@@ -3,7 +3,10 @@
 # Debian's faketime, installed when missing, python3 with sqlite3 (tests/client_db.py edits
 # the client's database), and the server binary. The caller defines log and die. Sets
 # TICKIT_VERSION, TICKIT_ROOT (default ~/.cache/tickit-sync-ci/tickit, kept between runs
-# because building tickit takes 3-4 minutes), TICKIT (the binary) and LIBFAKETIME.
+# because building tickit takes 3-4 minutes), TICKIT (the binary) and LIBFAKETIME; and, for
+# the scripts that run the original server (tests/switch-from-original.sh,
+# tests/bench/side-by-side.sh), ORIGINAL_VERSION, ORIGINAL_ROOT (default
+# ~/.cache/tickit-sync-ci/original) and ORIGINAL.
 #
 # A command runs on a shifted clock as `env LD_PRELOAD="$LIBFAKETIME" FAKETIME=-60s CMD`,
 # not through the faketime wrapper: the wrapper keeps a semaphore named after its PID in
@@ -13,7 +16,24 @@
 TICKIT_VERSION=0.5.8
 TICKIT_ROOT=${TICKIT_ROOT:-$HOME/.cache/tickit-sync-ci/tickit}
 TICKIT="$TICKIT_ROOT/bin/tickit"
-TOOLS_INSTALL_TIMEOUT=1800 # seconds, for building tickit or installing faketime
+TOOLS_INSTALL_TIMEOUT=1800 # seconds, for building tickit or the original, or installing faketime
+ORIGINAL_VERSION=0.2.1
+ORIGINAL_ROOT=${ORIGINAL_ROOT:-$HOME/.cache/tickit-sync-ci/original}
+ORIGINAL="$ORIGINAL_ROOT/bin/tickit-sync"
+
+# Installs the original tickit-sync $ORIGINAL_VERSION into $ORIGINAL_ROOT when missing.
+ensure_original() {
+  if timeout 60 "$ORIGINAL" --version 2>/dev/null | grep -qx "tickit-sync $ORIGINAL_VERSION"; then
+    log "using the original $("$ORIGINAL" --version) at $ORIGINAL"
+    return
+  fi
+  log "installing the original tickit-sync $ORIGINAL_VERSION into $ORIGINAL_ROOT"
+  timeout "$TOOLS_INSTALL_TIMEOUT" cargo install tickit-sync --version "$ORIGINAL_VERSION" --locked \
+    --root "$ORIGINAL_ROOT" \
+    || die "cargo install tickit-sync $ORIGINAL_VERSION failed or took over $TOOLS_INSTALL_TIMEOUT s"
+  timeout 60 "$ORIGINAL" --version | grep -qx "tickit-sync $ORIGINAL_VERSION" \
+    || die "$ORIGINAL does not report version $ORIGINAL_VERSION"
+}
 
 # Installs tickit $TICKIT_VERSION into $TICKIT_ROOT and faketime, each only when missing;
 # python3 with its sqlite3 module must be there already.

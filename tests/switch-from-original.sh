@@ -69,19 +69,7 @@ source tests/checks.sh
 source tests/client-tools.sh
 ensure_client_tools
 
-ORIGINAL_VERSION=0.2.1
-ORIGINAL_ROOT=${ORIGINAL_ROOT:-$HOME/.cache/tickit-sync-ci/original}
-ORIGINAL="$ORIGINAL_ROOT/bin/tickit-sync"
-if timeout 60 "$ORIGINAL" --version 2>/dev/null | grep -qx "tickit-sync $ORIGINAL_VERSION"; then
-  log "using the original $("$ORIGINAL" --version) at $ORIGINAL"
-else
-  log "installing the original tickit-sync $ORIGINAL_VERSION into $ORIGINAL_ROOT"
-  timeout "$TOOLS_INSTALL_TIMEOUT" cargo install tickit-sync --version "$ORIGINAL_VERSION" --locked \
-    --root "$ORIGINAL_ROOT" \
-    || die "cargo install tickit-sync $ORIGINAL_VERSION failed or took over $TOOLS_INSTALL_TIMEOUT s"
-  timeout 60 "$ORIGINAL" --version | grep -qx "tickit-sync $ORIGINAL_VERSION" \
-    || die "$ORIGINAL does not report version $ORIGINAL_VERSION"
-fi
+ensure_original
 command -v curl >/dev/null || die "curl is required"
 find_server_binary
 log "our server: $SERVER_BIN"

@@ -32,13 +32,11 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 WAIT_SECS=20 # how long a server gets to come up
-ORIGINAL_VERSION=0.2.1
-ORIGINAL_ROOT=${ORIGINAL_ROOT:-$HOME/.cache/tickit-sync-ci/original}
-ORIGINAL="$ORIGINAL_ROOT/bin/tickit-sync"
-INSTALL_TIMEOUT=1800 # seconds, for cargo install of the original
 
 log() { printf '%s\n' "$*"; }
 die() { printf 'side-by-side: FATAL: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=../client-tools.sh
+. tests/client-tools.sh # ensure_original, ORIGINAL_VERSION, ORIGINAL_ROOT, ORIGINAL
 
 # ---------------------------------------------------------------------------------------
 # Options.
@@ -144,16 +142,7 @@ LOADGEN="$TARGET/release/examples/loadgen"
 OURS=$(realpath "$OURS")
 
 if [[ " ${SERVERS[*]} " == *" original "* ]]; then
-  if timeout 60 "$ORIGINAL" --version 2>/dev/null | grep -qx "tickit-sync $ORIGINAL_VERSION"; then
-    :
-  else
-    log "installing the original tickit-sync $ORIGINAL_VERSION into $ORIGINAL_ROOT"
-    timeout "$INSTALL_TIMEOUT" cargo install tickit-sync --version "$ORIGINAL_VERSION" --locked \
-      --root "$ORIGINAL_ROOT" \
-      || die "cargo install tickit-sync $ORIGINAL_VERSION failed or took over $INSTALL_TIMEOUT s"
-    timeout 60 "$ORIGINAL" --version | grep -qx "tickit-sync $ORIGINAL_VERSION" \
-      || die "$ORIGINAL does not report version $ORIGINAL_VERSION"
-  fi
+  ensure_original
 fi
 # households keeps up to 3,000 connections open at once.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
