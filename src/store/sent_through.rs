@@ -4,9 +4,9 @@
 //! unbroken run) moves it forward with one write, where one row per record sent made a
 //! sync's cost grow with every change it carried. Rows of their own (`copies`) remain for
 //! what the device uploaded (updated as it is sent newer versions), for what it was sent
-//! outside such a run, and for a record's version held through `sent_through`, written just
-//! before the record changes ([`keep_before_replacing`]). Every change of a stored record goes through
-//! `records::store`, which calls it.
+//! outside such a run, and for a record's version held through `sent_through`, written
+//! just before the record changes ([`keep_before_replacing`], which `records::store`, the
+//! one way a stored record changes, calls).
 
 use rusqlite::{Connection, OptionalExtension, params};
 
