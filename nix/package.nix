@@ -13,7 +13,8 @@ rustPlatform.buildRustPackage {
   # What the build and the tests read, and nothing else: editing the Nix files,
   # docs or CI scripts does not change the source hash and so does not rebuild
   # the package. config.example.toml is include_str!'d by the code and its
-  # tests; tests/ holds the integration tests and their fixtures.
+  # tests; tests/ holds the integration tests and their fixtures; examples/ the
+  # load generator, which `cargo test` builds too.
   # .ci/source-set.sh checks this list against what the Rust code reads.
   src = lib.fileset.toSource {
     root = ../.;
@@ -23,6 +24,7 @@ rustPlatform.buildRustPackage {
       ../config.example.toml
       ../src
       ../tests
+      ../examples
     ];
   };
 
