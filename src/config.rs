@@ -44,8 +44,20 @@ pub struct Config {
     pub listen: ListenAddr,
     pub database: PathBuf,
     pub max_body_bytes: u64,
+    /// Request bodies held in memory at once, across all connections, in bytes.
+    pub max_bodies_in_flight_bytes: u64,
     pub header_read_timeout: Duration,
+    /// How long a client may take to send one whole request, headers and body.
+    pub request_timeout: Duration,
+    /// How long a connection may sit idle between requests before it is closed.
+    pub keep_alive_timeout: Duration,
+    /// Connections served at once; when all are taken, the least useful one is shed.
+    pub max_connections: usize,
     pub shutdown_grace: Duration,
+    /// Records (changes) one sync request may carry.
+    pub max_records_per_request: usize,
+    /// Bytes any one text field of a record may hold.
+    pub max_text_bytes: usize,
     /// How far `server_time` is set back so devices whose clocks run behind lose nothing.
     pub clock_skew_allowance: Duration,
     pub tokens: TokenSet,
@@ -91,7 +103,11 @@ struct ServerSection {
     bind: String,
     port: u16,
     max_body_bytes: u64,
+    max_bodies_in_flight_bytes: u64,
     header_read_timeout_secs: u64,
+    request_timeout_secs: u64,
+    keep_alive_timeout_secs: u64,
+    max_connections: usize,
     shutdown_grace_secs: u64,
 }
 
@@ -101,7 +117,11 @@ impl Default for ServerSection {
             bind: "0.0.0.0".into(),
             port: 3030,
             max_body_bytes: 32 * 1024 * 1024,
+            max_bodies_in_flight_bytes: 48 * 1024 * 1024,
             header_read_timeout_secs: 30,
+            request_timeout_secs: 120,
+            keep_alive_timeout_secs: 60,
+            max_connections: 1024,
             shutdown_grace_secs: 10,
         }
     }
@@ -125,12 +145,16 @@ impl Default for DatabaseSection {
 #[serde(deny_unknown_fields, default)]
 struct SyncSection {
     clock_skew_allowance_secs: u64,
+    max_records_per_request: usize,
+    max_text_bytes: usize,
 }
 
 impl Default for SyncSection {
     fn default() -> Self {
         SyncSection {
             clock_skew_allowance_secs: 300,
+            max_records_per_request: 50_000,
+            max_text_bytes: 64 * 1024,
         }
     }
 }
@@ -220,10 +244,37 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, String> {
     let database = env_string(ENV_DB)
         .map(PathBuf::from)
         .unwrap_or_else(|| database_path(base, &file.database.path));
-    if server.max_body_bytes == 0 {
+    let must_be_positive = [
+        ("[server] max_body_bytes", server.max_body_bytes),
+        (
+            "[server] max_bodies_in_flight_bytes",
+            server.max_bodies_in_flight_bytes,
+        ),
+        ("[server] request_timeout_secs", server.request_timeout_secs),
+        (
+            "[server] keep_alive_timeout_secs",
+            server.keep_alive_timeout_secs,
+        ),
+        ("[server] max_connections", server.max_connections as u64),
+        (
+            "[sync] max_records_per_request",
+            file.sync.max_records_per_request as u64,
+        ),
+        ("[sync] max_text_bytes", file.sync.max_text_bytes as u64),
+    ];
+    if let Some((setting, _)) = must_be_positive.iter().find(|(_, value)| *value == 0) {
         return Err(format!(
-            "config {}: [server] max_body_bytes must be more than 0",
+            "config {}: {setting} must be more than 0",
             path.display()
+        ));
+    }
+    if server.max_bodies_in_flight_bytes < server.max_body_bytes {
+        return Err(format!(
+            "config {}: [server] max_bodies_in_flight_bytes ({}) must be at least \
+             max_body_bytes ({}), or the largest allowed request could never be read",
+            path.display(),
+            server.max_bodies_in_flight_bytes,
+            server.max_body_bytes
         ));
     }
     Ok(Config {
@@ -231,9 +282,15 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, String> {
         listen,
         database,
         max_body_bytes: server.max_body_bytes,
+        max_bodies_in_flight_bytes: server.max_bodies_in_flight_bytes,
         header_read_timeout: Duration::from_secs(server.header_read_timeout_secs.max(1)),
+        request_timeout: Duration::from_secs(server.request_timeout_secs),
+        keep_alive_timeout: Duration::from_secs(server.keep_alive_timeout_secs),
+        max_connections: server.max_connections,
         shutdown_grace: Duration::from_secs(server.shutdown_grace_secs),
         clock_skew_allowance: Duration::from_secs(file.sync.clock_skew_allowance_secs),
+        max_records_per_request: file.sync.max_records_per_request,
+        max_text_bytes: file.sync.max_text_bytes,
         tokens,
         tokens_file,
     })
@@ -270,8 +327,18 @@ bind = "{bind}"
 port = {port}
 # Largest request body accepted, in bytes; larger syncs get 413.
 max_body_bytes = {max_body}
+# Request bodies held in memory at once, over all connections, in bytes (at least
+# max_body_bytes). Requests beyond it wait briefly, then get 503 with Retry-After.
+max_bodies_in_flight_bytes = {in_flight}
 # Seconds a client may take to send its request headers.
 header_read_timeout_secs = {header_timeout}
+# Seconds a client may take to send one whole request, headers and body.
+request_timeout_secs = {request_timeout}
+# Seconds an idle connection is kept open between requests.
+keep_alive_timeout_secs = {keep_alive}
+# Connections served at once. When all are taken, connections that have not
+# authenticated are closed first to make room.
+max_connections = {max_connections}
 # Seconds in-flight requests get to finish when the server is asked to stop.
 shutdown_grace_secs = {grace}
 
@@ -284,6 +351,10 @@ path = "tickit-sync.sqlite"
 # How many seconds server_time is set back, so devices whose clocks run behind the
 # server's by up to this much never skip uploading a change.
 clock_skew_allowance_secs = {skew}
+# Records one sync request may carry; a device with more gets 413 naming this setting.
+max_records_per_request = {max_records}
+# Bytes one text field of a record (a title, a description) may hold; longer gets 400.
+max_text_bytes = {max_text}
 
 # Tokens: add one per device with `tickit-sync token --name NAME`; it is stored hashed.
 # Entries may also hold a plaintext `token = "..."`, and an `account = "NAME"` to keep that
@@ -292,9 +363,15 @@ clock_skew_allowance_secs = {skew}
         bind = server.bind,
         port = server.port,
         max_body = server.max_body_bytes,
+        in_flight = server.max_bodies_in_flight_bytes,
         header_timeout = server.header_read_timeout_secs,
+        request_timeout = server.request_timeout_secs,
+        keep_alive = server.keep_alive_timeout_secs,
+        max_connections = server.max_connections,
         grace = server.shutdown_grace_secs,
         skew = sync.clock_skew_allowance_secs,
+        max_records = sync.max_records_per_request,
+        max_text = sync.max_text_bytes,
     )
 }
 
