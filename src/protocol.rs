@@ -319,7 +319,7 @@ impl Fields<'_> {
             return Ok(());
         };
         let text = self.string(field)?;
-        match timestamp::parse_due_date_nanos(text) {
+        match timestamp::parse_due_date_instant(text) {
             Some(_) => Ok(()),
             None => Err(self.fault(
                 field,
@@ -388,7 +388,7 @@ pub fn semantic_key(kind: Kind, deleted: bool, body: &Map<String, Value>) -> Str
         let at = body
             .get("deleted_at")
             .and_then(Value::as_str)
-            .and_then(timestamp::parse_nanos);
+            .and_then(timestamp::parse_instant);
         return format!("deleted {}", at.unwrap_or_default());
     }
     key_without(kind, body, &[])
@@ -419,7 +419,7 @@ fn key_without(kind: Kind, body: &Map<String, Value>, left_out: &[&str]) -> Stri
         let mut value = filled.get(field).cloned().unwrap_or(Value::Null);
         let instant = value.as_str().and_then(key_instant);
         if let Some(nanos) = instant.filter(|_| timestamp_fields(kind).contains(&field)) {
-            value = Value::from(nanos);
+            value = key_value(nanos);
         }
         if let Value::Array(items) = &mut value {
             items.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
@@ -432,14 +432,36 @@ fn key_without(kind: Kind, body: &Map<String, Value>, left_out: &[&str]) -> Stri
 /// The instant a timestamp field stands for, as the desktop client reads it. tickit 0.5.8
 /// reads a bare due date `2026-12-03` as the last second of that day in UTC and writes it back
 /// as `2026-12-03T23:59:59+00:00`: the same version, which must not win or lose a tie.
-fn key_instant(text: &str) -> Option<i64> {
-    const BARE_DATE_READ_AS: i64 = (24 * 60 * 60 - 1) * 1_000_000_000;
-    let midnight_or_instant = timestamp::parse_due_date_nanos(text)?;
-    if text.len() == 10 {
-        midnight_or_instant.checked_add(BARE_DATE_READ_AS)
+fn key_instant(text: &str) -> Option<i128> {
+    const BARE_DATE_READ_AS: i128 = (24 * 60 * 60 - 1) * 1_000_000_000;
+    let midnight_or_instant = timestamp::parse_due_date_instant(text)?;
+    let read_as = if text.len() == 10 {
+        BARE_DATE_READ_AS
     } else {
-        Some(midnight_or_instant)
-    }
+        0
+    };
+    Some(midnight_or_instant + read_as)
+}
+
+/// An instant as a key holds it: a number where it fits in `i64` (as keys always held it, so
+/// stored fingerprints still match), else its decimal text.
+fn key_value(nanos: i128) -> Value {
+    i64::try_from(nanos).map_or_else(|_| Value::from(nanos.to_string()), Value::from)
+}
+
+/// The instant a version is dated by, read from its text: a tombstone's `deleted_at`, else
+/// the record's `updated_at` (for a tag written without one, and a task-tag link, its
+/// `created_at`). Exact where a stored `i64` instant saturates.
+pub fn version_instant(deleted: bool, body: &Map<String, Value>) -> Option<i128> {
+    let fields: &[&str] = if deleted {
+        &["deleted_at"]
+    } else {
+        &["updated_at", "created_at"]
+    };
+    fields
+        .iter()
+        .find_map(|field| body.get(*field).and_then(Value::as_str))
+        .and_then(timestamp::parse_instant)
 }
 
 /// Fills, in place, every field the desktop client requires but a writer may have left out.
@@ -625,5 +647,29 @@ mod tests {
             semantic_key(Kind::Task, false, &mobile),
             semantic_key(Kind::Task, false, &midnight)
         );
+    }
+
+    #[test]
+    fn due_dates_outside_1677_to_2262_keep_one_key_per_instant() {
+        let task = |due_date: &str| -> Map<String, Value> {
+            serde_json::from_value(serde_json::json!({
+                "type": "task", "id": "5d3c2b1a-0f9e-4d8c-b7a6-958473625140", "title": "t",
+                "priority": "high", "completed": false,
+                "list_id": "7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d", "due_date": due_date,
+                "created_at": "2026-11-24T21:10:05.120Z", "updated_at": "2026-11-24T21:12:44.907Z"
+            }))
+            .unwrap()
+        };
+        let key = |due_date| semantic_key(Kind::Task, false, &task(due_date));
+        for (mobile, desktop) in [
+            ("2300-01-01", "2300-01-01T23:59:59+00:00"),
+            ("1600-01-01", "1600-01-01T23:59:59+00:00"),
+            ("9999-12-31", "9999-12-31T23:59:59Z"),
+        ] {
+            assert_eq!(key(mobile), key(desktop), "{mobile}");
+        }
+        assert_ne!(key("2300-01-01"), key("2300-01-02"));
+        // Inside the range keys hold the number they always held, so stored fingerprints match.
+        assert!(key("2026-12-03").contains(r#""due_date":1796342399000000000"#));
     }
 }

@@ -77,5 +77,5 @@ pub fn offset_from_last_sync(previous: Option<&LastAnswer>, last_sync: Option<i6
     last_sync
         .filter(|&last_sync| last_sync < previous.server_time)
         .filter(|&last_sync| Some(last_sync) != previous.last_sync)
-        .map(|own_clock| own_clock - previous.received_at)
+        .map(|own_clock| own_clock.saturating_sub(previous.received_at))
 }

@@ -4,8 +4,8 @@
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::protocol::{Kind, content_key};
-use crate::timestamp::parse_nanos;
+use crate::protocol::{Kind, content_key, version_instant};
+use crate::timestamp::saturating_nanos;
 
 /// The fingerprint of a version's content: its `updated_at` left out, and every tombstone
 /// of a record alike.
@@ -31,13 +31,10 @@ pub fn exact(content: &[u8], instant: i64) -> Vec<u8> {
 }
 
 /// The instant of a record's `updated_at` as clients read it (a tag written without one is
-/// sent with its `created_at`); `None` for a tombstone.
+/// sent with its `created_at`), as stored (see [`saturating_nanos`]); `None` for a tombstone.
 pub fn updated_at(deleted: bool, body: &Map<String, Value>) -> Option<i64> {
     if deleted {
         return None;
     }
-    ["updated_at", "created_at"]
-        .iter()
-        .find_map(|field| body.get(*field).and_then(Value::as_str))
-        .and_then(parse_nanos)
+    version_instant(deleted, body).map(saturating_nanos)
 }
