@@ -5,7 +5,8 @@ use std::cmp::Ordering;
 
 use serde_json::{Map, Value};
 
-use crate::protocol::{Kind, content_key, semantic_key};
+use crate::protocol::{Kind, content_key, semantic_key, version_instant};
+use crate::timestamp::unsaturated;
 
 /// What to do with one incoming version, given the stored one.
 #[derive(Debug, PartialEq, Eq)]
@@ -25,12 +26,14 @@ pub enum Decision {
 pub struct Version<'a> {
     pub kind: Kind,
     pub deleted: bool,
+    /// The instant it competes at, in `i64` nanoseconds (saturating beyond 1677 and 2262).
     pub instant: i64,
     pub body: &'a Map<String, Value>,
 }
 
 /// Last write wins at nanosecond precision; a version that says the same as the stored one,
-/// whatever its `updated_at`, changes nothing. At the same instant a tombstone beats a record,
+/// whatever its `updated_at`, changes nothing. Two versions dated beyond the same end of the
+/// `i64` range are ordered by their own dates. At the same instant a tombstone beats a record,
 /// and two different versions are ordered by their semantic keys, so the outcome never depends
 /// on which device arrived first.
 pub fn decide(incoming: &Version, stored: Option<&Version>) -> Decision {
@@ -44,8 +47,8 @@ pub fn decide(incoming: &Version, stored: Option<&Version>) -> Decision {
         return Decision::Same;
     }
     let by_instant = incoming
-        .instant
-        .cmp(&stored.instant)
+        .competes_at()
+        .cmp(&stored.competes_at())
         .then(incoming.deleted.cmp(&stored.deleted));
     let order = match by_instant {
         Ordering::Equal => {
@@ -59,6 +62,17 @@ pub fn decide(incoming: &Version, stored: Option<&Version>) -> Decision {
         Ordering::Greater => Decision::Replace,
         Ordering::Equal => Decision::Same,
         Ordering::Less => Decision::Lose,
+    }
+}
+
+impl Version<'_> {
+    /// The exact instant it competes at. Where `instant` saturated (a device clock centuries
+    /// slow dated the version before 1677), that is the date in its text, since a version
+    /// competes at its own date whenever that is earlier than its arrival. (A record whose
+    /// `updated_at` the server has since moved forward, so that devices apply it, then
+    /// competes as if dated then.)
+    fn competes_at(&self) -> i128 {
+        unsaturated(self.instant, || version_instant(self.deleted, self.body))
     }
 }
 
@@ -103,6 +117,44 @@ mod tests {
             decide(
                 &version(false, 1_000_000_001, &blue),
                 Some(&version(false, 1_000_000_000, &red))
+            ),
+            Decision::Replace
+        );
+    }
+
+    #[test]
+    fn versions_dated_before_1677_are_ordered_by_their_dates() {
+        let dated = |json: &str, date: &str| body(&json.replace("2026-11-24T22:45:21Z", date));
+        let red_1600 = dated(RED, "1600-01-01T00:00:00Z");
+        let blue_1601 = dated(BLUE, "1601-01-01T00:00:00Z");
+        // Both saturate to the same stored instant; the later date still wins either way.
+        let end = i64::MIN;
+        assert_eq!(
+            decide(
+                &version(false, end, &blue_1601),
+                Some(&version(false, end, &red_1600))
+            ),
+            Decision::Replace
+        );
+        assert_eq!(
+            decide(
+                &version(false, end, &red_1600),
+                Some(&version(false, end, &blue_1601))
+            ),
+            Decision::Lose
+        );
+        let gone_1600 = body(r#"{"deleted_at":"1600-06-01T00:00:00Z"}"#);
+        assert_eq!(
+            decide(
+                &version(true, end, &gone_1600),
+                Some(&version(false, end, &blue_1601))
+            ),
+            Decision::Lose
+        );
+        assert_eq!(
+            decide(
+                &version(false, end, &blue_1601),
+                Some(&version(true, end, &gone_1600))
             ),
             Decision::Replace
         );
