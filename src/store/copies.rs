@@ -12,14 +12,16 @@ use serde_json::{Map, Value};
 use super::feed::FeedRange;
 use super::fingerprint;
 use super::last_answer::LastAnswer;
-use crate::protocol::{Change, Kind};
+use crate::protocol::{Change, Kind, version_instant};
+use crate::timestamp::{at_range_end, saturating_nanos, unsaturated};
 
 /// One device's copy of one record.
 pub struct Copy {
     fingerprint: Vec<u8>,
-    /// What the copy says, in the account's ids, as stored (JSON): only the check for a
-    /// copy the client tidied itself reads it.
+    /// What the copy says, in the account's ids, as stored (JSON): the check for a copy the
+    /// client tidied itself reads it, and so does a saturated `updated_at`.
     body: String,
+    /// The instant of its `updated_at`, as stored (see [`saturating_nanos`]).
     updated_at: Option<i64>,
     /// When the server sent this copy, if it did (rather than the device uploading it).
     sent_at: Option<i64>,
@@ -30,7 +32,8 @@ pub struct Copy {
 pub struct Upload {
     pub fingerprint: Vec<u8>,
     exact: Vec<u8>,
-    updated_at: Option<i64>,
+    /// The exact instant of its `updated_at`; `None` for a tombstone.
+    updated_at: Option<i128>,
 }
 
 impl Upload {
@@ -39,7 +42,9 @@ impl Upload {
         let fingerprint = fingerprint::content(change.kind, change.deleted, &change.body);
         Upload {
             exact: fingerprint::exact(&fingerprint, change.version),
-            updated_at: (!change.deleted).then_some(change.version),
+            updated_at: (!change.deleted)
+                .then(|| version_instant(false, &change.body))
+                .flatten(),
             fingerprint,
         }
     }
@@ -62,7 +67,13 @@ impl Copy {
     /// copy the client changed on its own (it moves and untags tasks when it applies a
     /// delete, and a task it receives again gets back its links to deleted tags).
     pub fn same_time(&self, upload: &Upload) -> bool {
-        upload.updated_at.is_some() && upload.updated_at == self.updated_at
+        upload.updated_at.is_some() && upload.updated_at == self.exact_updated_at()
+    }
+
+    /// The exact instant of the copy's `updated_at`.
+    fn exact_updated_at(&self) -> Option<i128> {
+        let stored = self.updated_at?;
+        Some(unsaturated(stored, || version_instant(false, &self.body())))
     }
 
     /// How far the device's clock read ahead of the server's (negative: behind) when it
@@ -71,8 +82,9 @@ impl Copy {
     pub fn restamp_offset(&self, upload: &Upload) -> Option<i64> {
         let stamped = upload.updated_at?;
         let sent_at = self.sent_at?;
-        let restamped = self.fingerprint == upload.fingerprint && Some(stamped) != self.updated_at;
-        restamped.then(|| stamped.saturating_sub(sent_at))
+        let restamped =
+            self.fingerprint == upload.fingerprint && Some(stamped) != self.exact_updated_at();
+        restamped.then(|| saturating_nanos(stamped - i128::from(sent_at)))
     }
 }
 
@@ -149,7 +161,7 @@ pub fn uploaded(
         device,
         upload.fingerprint,
         Value::Object(change.body.clone()).to_string(),
-        upload.updated_at,
+        upload.updated_at.map(saturating_nanos),
         upload.exact,
     ])?;
     Ok(())
@@ -211,7 +223,7 @@ pub fn sent_range(tx: &Connection, range: &FeedRange, device: &str) -> rusqlite:
     Ok(())
 }
 
-/// The latest `updated_at` of any device's copy that differs from `fingerprint`: the
+/// The latest `updated_at` of any device's copy that differs from `fingerprint`, exact: the
 /// version with that fingerprint must be later still for those devices to apply it.
 pub fn newest_other(
     tx: &Connection,
@@ -219,12 +231,34 @@ pub fn newest_other(
     kind: Kind,
     id: &str,
     fingerprint: &[u8],
-) -> rusqlite::Result<Option<i64>> {
-    tx.prepare_cached(
-        "SELECT MAX(updated_at) FROM device_copies
-         WHERE account = ?1 AND kind = ?2 AND id = ?3 AND fingerprint != ?4",
-    )?
-    .query_row(params![account, kind.as_str(), id, fingerprint], |row| {
-        row.get(0)
-    })
+) -> rusqlite::Result<Option<i128>> {
+    let newest: Option<i64> = tx
+        .prepare_cached(
+            "SELECT MAX(updated_at) FROM device_copies
+             WHERE account = ?1 AND kind = ?2 AND id = ?3 AND fingerprint != ?4",
+        )?
+        .query_row(params![account, kind.as_str(), id, fingerprint], |row| {
+            row.get(0)
+        })?;
+    let Some(newest) = newest.filter(|&newest| at_range_end(newest)) else {
+        return Ok(newest.map(i128::from));
+    };
+    // Copies dated beyond that end of the range all store it: their texts tell them apart.
+    let bodies: Vec<String> = tx
+        .prepare_cached(
+            "SELECT body FROM device_copies
+             WHERE account = ?1 AND kind = ?2 AND id = ?3 AND fingerprint != ?4
+               AND updated_at = ?5",
+        )?
+        .query_map(
+            params![account, kind.as_str(), id, fingerprint, newest],
+            |row| row.get(0),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    let dated = bodies
+        .iter()
+        .filter_map(|body| serde_json::from_str(body).ok())
+        .filter_map(|body: Map<String, Value>| version_instant(false, &body))
+        .max();
+    Ok(Some(unsaturated(newest, || dated)))
 }

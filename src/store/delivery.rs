@@ -10,12 +10,12 @@ use serde_json::Value;
 use super::clock::Clock;
 use super::copies::newest_other;
 use super::records::{load, store};
-use crate::protocol::Kind;
-use crate::timestamp::format_server_time;
+use crate::protocol::{Kind, version_instant};
+use crate::timestamp::{format_instant, unsaturated};
 
 /// One millisecond: the bumped `updated_at` is written in milliseconds, a spelling every
 /// client reads and compares correctly (the mobile client compares timestamps as strings).
-const MILLISECOND: i64 = 1_000_000;
+const MILLISECOND: i128 = 1_000_000;
 
 /// Makes the stored version of a record later than every copy a device holds that differs
 /// from it, and than `floor` (a version devices the server has not tracked may hold). A
@@ -36,12 +36,18 @@ pub fn ensure_applied(
     let Some(row) = load(tx, account, kind, id)?.filter(|row| !row.deleted) else {
         return Ok(());
     };
+    // A floor at the low end of the range says only that it is before 1677: the copies
+    // the server tracks carry such dates exactly, so it sets none.
+    let floor = floor.filter(|&floor| floor != i64::MIN).map(i128::from);
     let newest = newest_other(tx, account, kind, id, &row.fingerprint)?.max(floor);
-    let Some(newest) = newest.filter(|&newest| row.updated_at.is_none_or(|at| at <= newest)) else {
+    let dated = row
+        .updated_at
+        .map(|at| unsaturated(at, || version_instant(false, &row.body)));
+    let Some(newest) = newest.filter(|&newest| dated.is_none_or(|at| at <= newest)) else {
         return Ok(());
     };
     let mut moved = row.to_change(kind, id);
-    let later = format_server_time(newest.saturating_add(MILLISECOND));
+    let later = format_instant(newest + MILLISECOND);
     moved.body.insert("updated_at".into(), Value::from(later));
     store(tx, clock, account, None, &moved)
 }
