@@ -4,6 +4,7 @@
 
 mod cli;
 mod convergence;
+mod dates;
 mod desktop_model;
 mod desktop_replay;
 mod harness;
