@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{
-    ALLOW, AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, VARY,
-    WWW_AUTHENTICATE,
+    ALLOW, AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER,
+    VARY, WWW_AUTHENTICATE,
 };
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
@@ -30,6 +30,9 @@ pub struct AppState {
     pub shutting_down: AtomicBool,
     pub activity: Arc<Activity>,
 }
+
+/// Seconds a device is asked to wait before syncing again when the database is locked.
+const BUSY_RETRY_AFTER_SECS: &str = "2";
 
 /// A response: a JSON body made whole, or a sync answer written as it is sent.
 type HttpResponse = Response<Either<Full<Bytes>, AnswerBody>>;
@@ -95,6 +98,13 @@ async fn sync(request: Request<Incoming>, state: &AppState) -> HttpResponse {
             answer(outcome, &request_headers, &state.store).await
         }
         Err(StoreError::WriterGone) => shutting_down(),
+        Err(StoreError::Busy(e)) => {
+            eprintln!(
+                "warning: sync for account {account:?} refused, nothing was changed: another \
+                 process holds a lock on the database ({e}); stop whatever has it open"
+            );
+            database_busy()
+        }
         Err(StoreError::Database(e)) => {
             eprintln!("error: sync for account {account:?} failed, nothing was changed: {e}");
             error(
@@ -242,6 +252,19 @@ fn method_not_allowed(allow: &'static str) -> HttpResponse {
     response
         .headers_mut()
         .insert(ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+/// 503 for a database another process has locked: the device tries again shortly.
+fn database_busy() -> HttpResponse {
+    let mut response = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the server's database is busy (locked by another process); nothing was changed, \
+         sync again in a moment",
+    );
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static(BUSY_RETRY_AFTER_SECS));
     response
 }
 

@@ -4,6 +4,7 @@
 //! applied whole or not at all.
 
 mod clock;
+mod connection;
 #[cfg(test)]
 mod convergence_tests;
 mod copies;
@@ -31,10 +32,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::permissions;
 use crate::protocol::SyncRequest;
 use clock::Clock;
 pub use feed::{FeedRange, OutgoingRecord};
@@ -49,8 +49,6 @@ use sync::apply;
 const MAX_BATCH: usize = 64;
 /// How many commands may wait for the writer before senders wait too.
 const QUEUE_DEPTH: usize = 1024;
-/// How many prepared statements the connection keeps.
-const STATEMENT_CACHE: usize = 64;
 
 /// A cheap, cloneable handle to the writer thread, and to the connections that read
 /// answers after their commit.
@@ -65,6 +63,9 @@ pub struct Store {
 pub enum StoreError {
     /// The writer thread has stopped (shutdown, or it failed); nothing was written.
     WriterGone,
+    /// Another process holds a lock on the database and did not let go in time; nothing
+    /// was written, and trying again shortly may succeed.
+    Busy(String),
     /// SQLite refused; the request's changes were rolled back.
     Database(String),
 }
@@ -73,6 +74,7 @@ impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StoreError::WriterGone => f.write_str("the database writer has stopped"),
+            StoreError::Busy(e) => write!(f, "the database is locked by another process: {e}"),
             StoreError::Database(e) => write!(f, "database error: {e}"),
         }
     }
@@ -100,17 +102,24 @@ enum Command {
 }
 
 impl Command {
-    /// Answers the command with a database error without running it.
-    fn fail(self, e: &rusqlite::Error) {
+    /// Answers the command when its write transaction could not begin (`e`): a sync with
+    /// the error; stats are read all the same, as reading needs no write lock, so another
+    /// process holding one does not pass for a wedged writer.
+    fn fail(self, conn: &Connection, e: &rusqlite::Error) {
         match self {
             Command::Sync { reply, .. } => drop(reply.send(Err(database_error(e)))),
-            Command::Stats { reply } => drop(reply.send(Err(database_error(e)))),
+            Command::Stats { reply } => drop(reply.send(stats(conn).map_err(database_error))),
         }
     }
 }
 
-fn database_error(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Database(e.to_string())
+fn database_error(e: impl std::borrow::Borrow<rusqlite::Error>) -> StoreError {
+    let e = e.borrow();
+    if connection::is_busy(e) {
+        StoreError::Busy(e.to_string())
+    } else {
+        StoreError::Database(e.to_string())
+    }
 }
 
 /// The database, opened: the handle, the writer thread, and what this start imported.
@@ -212,7 +221,7 @@ impl Store {
 
 /// Opens the database and brings its schema up to date.
 fn open_migrated(path: &Path) -> Result<Connection, String> {
-    let mut conn = open_connection(path)?;
+    let mut conn = connection::open(path)?;
     schema::migrate(&mut conn).map_err(|e| format!("database {}: {e}", path.display()))?;
     records::backfill(&conn).map_err(|e| {
         format!(
@@ -220,45 +229,6 @@ fn open_migrated(path: &Path) -> Result<Connection, String> {
             path.display()
         )
     })?;
-    Ok(conn)
-}
-
-fn open_connection(path: &Path) -> Result<Connection, String> {
-    const SETTING: &str = "[database] path or TICKIT_SYNC_DB";
-    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty())
-        && !dir.is_dir()
-    {
-        return Err(format!(
-            "database {}: directory {} does not exist; create it or set {SETTING} to a \
-             writable place",
-            path.display(),
-            dir.display()
-        ));
-    }
-    let io_error = |e: rusqlite::Error| {
-        let kind = match &e {
-            rusqlite::Error::SqliteFailure(failure, _)
-                if matches!(
-                    failure.code,
-                    rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly
-                ) =>
-            {
-                std::io::ErrorKind::PermissionDenied
-            }
-            _ => std::io::ErrorKind::Other,
-        };
-        permissions::write_error(path, &std::io::Error::new(kind, e.to_string()), SETTING)
-    };
-    let conn = Connection::open(path).map_err(io_error)?;
-    // A sync runs a few dozen distinct statements; each is prepared once.
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = FULL;
-         PRAGMA busy_timeout = 5000;
-         PRAGMA temp_store = MEMORY;",
-    )
-    .map_err(io_error)?;
     Ok(conn)
 }
 
@@ -296,12 +266,14 @@ fn run_batch(
         oneshot::Sender<Result<SyncOutcome, StoreError>>,
     );
     let mut pending: Vec<Pending> = Vec::new();
-    let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate);
+    // Shares the connection, so the stats of a batch that cannot begin are still read. The
+    // writer never nests transactions.
+    let transaction = Transaction::new_unchecked(conn, TransactionBehavior::Immediate);
     let mut tx = match transaction {
         Ok(tx) => tx,
         Err(e) => {
             for command in batch {
-                command.fail(&e);
+                command.fail(conn, &e);
             }
             return;
         }
