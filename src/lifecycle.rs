@@ -138,11 +138,16 @@ async fn wait_until_idle(activity: &Activity, limit: Duration) {
     }
 }
 
+/// How often `systemctl status` is refreshed, and the watchdog pinged at the least.
+const STATUS_PERIOD: Duration = Duration::from_secs(10);
+
 /// Keeps `systemctl status` current and, when systemd asks for it, pings the watchdog, but
 /// only after a round trip through the database writer succeeds: a wedged writer stops the
 /// pings and systemd restarts the service.
 async fn report_health(state: Arc<AppState>, watchdog: Option<Duration>) {
-    let period = watchdog.map_or(Duration::from_secs(10), |interval| interval / 2);
+    let period = watchdog.map_or(STATUS_PERIOD, |interval| {
+        (interval / 2).clamp(systemd::SHORTEST_PING_PERIOD, STATUS_PERIOD)
+    });
     let mut tick = tokio::time::interval(period);
     loop {
         tick.tick().await;
