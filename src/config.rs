@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use toml::Spanned;
 
 use crate::permissions;
 use crate::tokens::{TokenEntry, TokenSet};
@@ -94,7 +95,14 @@ pub struct ConfigFile {
     #[serde(default)]
     sync: SyncSection,
     #[serde(default)]
-    pub tokens: Vec<TokenEntry>,
+    tokens: Vec<Spanned<TokenEntry>>,
+}
+
+impl ConfigFile {
+    /// Its `[[tokens]]` entries, in the order written.
+    pub fn tokens(&self) -> impl ExactSizeIterator<Item = &TokenEntry> {
+        self.tokens.iter().map(Spanned::as_ref)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,7 +172,7 @@ impl Default for SyncSection {
 #[serde(deny_unknown_fields)]
 struct TokensFile {
     #[serde(default)]
-    tokens: Vec<TokenEntry>,
+    tokens: Vec<Spanned<TokenEntry>>,
 }
 
 /// The config path to use: `--config`, else `TICKIT_SYNC_CONFIG`, else `./config.toml`. When
@@ -201,14 +209,61 @@ fn database_path(config_dir: &Path, configured: &Path) -> PathBuf {
 /// Reads and parses a config file; the error names the file, line and field at fault.
 pub fn read_file(path: &Path) -> Result<ConfigFile, String> {
     let text = std::fs::read_to_string(path).map_err(|e| permissions::read_error(path, &e))?;
-    toml::from_str(&text).map_err(|e| format!("config {}: {e}", path.display()))
+    parse_file(path, &text)
 }
 
-/// Loads the config at `path` and applies environment and command-line overrides.
+fn parse_file(path: &Path, text: &str) -> Result<ConfigFile, String> {
+    let mut file: ConfigFile =
+        toml::from_str(text).map_err(|e| format!("config {}: {e}", path.display()))?;
+    mark_lines(&mut file.tokens, path, text);
+    Ok(file)
+}
+
+/// Tells each token entry where it was written, so that errors about it name the line.
+fn mark_lines(entries: &mut [Spanned<TokenEntry>], path: &Path, text: &str) {
+    for entry in entries {
+        let line = line_at(text, entry.span().start);
+        entry
+            .as_mut()
+            .written_at(format!("{} line {line}", path.display()));
+    }
+}
+
+/// The line (counted from 1) of `text` that byte `offset` is on.
+pub fn line_at(text: &str, offset: usize) -> usize {
+    text[..offset].matches('\n').count() + 1
+}
+
+/// Refuses a file holding nothing but blank space: it is what a truncated or half-written
+/// file looks like, and loading it would drop every token.
+fn refuse_empty(what: &str, path: &Path, text: &str, advice: &str) -> Result<(), String> {
+    if text.trim().is_empty() {
+        return Err(format!(
+            "{what} {} is empty, as a file truncated by accident is, so it is not loaded (its \
+             tokens would be gone); {advice}",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Loads the config at `path` and applies environment and command-line overrides. An empty
+/// file is refused: see [`refuse_empty`].
 pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, String> {
-    let file = read_file(path)?;
+    let text = std::fs::read_to_string(path).map_err(|e| permissions::read_error(path, &e))?;
+    refuse_empty(
+        "config",
+        path,
+        &text,
+        &format!(
+            "restore it from a backup, or write a new one with `tickit-sync init --config {0} \
+             --force` and add tokens with `tickit-sync token --name NAME --config {0}`",
+            path.display()
+        ),
+    )?;
+    let file = parse_file(path, &text)?;
     let base = path.parent().unwrap_or(Path::new(""));
-    let mut entries = file.tokens;
+    let mut entries: Vec<TokenEntry> = file.tokens.into_iter().map(Spanned::into_inner).collect();
     let tokens_file = file.tokens_file.as_ref().map(|name| base.join(name));
     if let Some(tokens_path) = &tokens_file {
         let text = std::fs::read_to_string(tokens_path).map_err(|e| {
@@ -218,11 +273,18 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, String> {
                 permissions::read_error(tokens_path, &e)
             )
         })?;
-        let extra: TokensFile = toml::from_str(&text)
+        refuse_empty(
+            "tokens file",
+            tokens_path,
+            &text,
+            "restore it from a backup, or, to have no tokens there, write a comment line in it",
+        )?;
+        let mut extra: TokensFile = toml::from_str(&text)
             .map_err(|e| format!("tokens file {}: {e}", tokens_path.display()))?;
-        entries.extend(extra.tokens);
+        mark_lines(&mut extra.tokens, tokens_path, &text);
+        entries.extend(extra.tokens.into_iter().map(Spanned::into_inner));
     }
-    let tokens = TokenSet::new(&entries).map_err(|e| format!("config {}: {e}", path.display()))?;
+    let tokens = TokenSet::new(&entries)?;
 
     let server = file.server;
     let host = overrides

@@ -8,6 +8,7 @@ mod activity;
 mod answer;
 mod api;
 mod config;
+mod config_edit;
 mod health;
 mod lifecycle;
 mod listener;

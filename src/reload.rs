@@ -1,5 +1,6 @@
 //! Picks up config changes without a restart: on SIGHUP, and by itself when the config file
-//! (or its tokens file) changes. An invalid new config is reported and the old one kept.
+//! (or its tokens file) changes. An invalid or empty new config (a file truncated by
+//! accident, or caught halfway through a write) is reported and the old one kept.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::config::{self, Config, ListenAddr, Overrides};
-use crate::{permissions, tokens};
+use crate::{config_edit, permissions, tokens};
 
 /// `init`: writes a commented config with every default, refusing to overwrite one.
 pub fn init(path: &Path, force: bool) -> Result<(), String> {
@@ -41,9 +41,7 @@ pub fn add_token(path: &Path, name: &str, account: Option<&str>) -> Result<(), S
     if name.trim().is_empty() {
         return Err("--name must not be empty; name the device, e.g. --name laptop".into());
     }
-    if !path.exists() {
-        write_new(path, "")?;
-    }
+    create_parent_dir(path)?;
     let token = tokens::generate();
     tokens::add_to_config(path, name, account, &token)?;
     let server = client_server_url(path);
@@ -64,15 +62,15 @@ pub fn add_token(path: &Path, name: &str, account: Option<&str>) -> Result<(), S
 /// (`sha256`, `argon2` or `plaintext`; never the secret).
 pub fn list_tokens(path: &Path) -> Result<(), String> {
     let file = config::read_file(path)?;
-    if file.tokens.is_empty() {
+    if file.tokens().len() == 0 {
         println!(
             "{} has no tokens; add one with `tickit-sync token --name NAME`.",
             path.display()
         );
         return Ok(());
     }
-    for entry in &file.tokens {
-        let account = entry.account.as_deref().unwrap_or(tokens::DEFAULT_ACCOUNT);
+    for entry in file.tokens() {
+        let account = entry.account();
         let stored = match entry.secret_kind() {
             Ok(kind) => kind.to_owned(),
             Err(e) => format!("invalid: {e}"),
@@ -106,10 +104,18 @@ fn client_server_url(path: &Path) -> String {
     }
 }
 
+/// Writes `text` as the whole config at `path`, whatever was there.
 fn write_new(path: &Path, text: &str) -> Result<(), String> {
+    create_parent_dir(path)?;
+    config_edit::edit(path, |_| Ok(text.to_owned()))
+}
+
+fn create_parent_dir(path: &Path) -> Result<(), String> {
     const SETTING: &str = "--config or TICKIT_SYNC_CONFIG";
-    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| permissions::write_error(dir, &e, SETTING))?;
+    match path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| permissions::write_error(dir, &e, SETTING))
+        }
+        None => Ok(()),
     }
-    std::fs::write(path, text).map_err(|e| permissions::write_error(path, &e, SETTING))
 }

@@ -8,6 +8,7 @@
 
 mod phc;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,8 +16,9 @@ use rand::RngCore;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, value};
+use toml_edit::{ArrayOfTables, Document, DocumentMut, Item, Table, value};
 
+use crate::{config, config_edit};
 use phc::PhcTokens;
 
 /// Every token starts with this, so a leaked one is easy to recognise.
@@ -38,6 +40,9 @@ pub struct TokenEntry {
     /// plaintext token when the value is not one.
     token_hash: Option<String>,
     pub account: Option<String>,
+    /// Where it was written ("config.toml line 12"), when read from a file.
+    #[serde(skip)]
+    place: Option<String>,
 }
 
 /// How an entry's secret is checked.
@@ -52,6 +57,29 @@ enum Secret {
 }
 
 impl TokenEntry {
+    /// Records where the entry was written ("config.toml line 12"); errors about it say so.
+    pub fn written_at(&mut self, place: String) {
+        self.place = Some(place);
+    }
+
+    /// The account it belongs to.
+    pub fn account(&self) -> &str {
+        self.account.as_deref().unwrap_or(DEFAULT_ACCOUNT)
+    }
+
+    /// `message` about this entry, led by where it was written.
+    fn fault(&self, message: &str) -> String {
+        match &self.place {
+            Some(place) => format!("{place}: {message}"),
+            None => message.to_owned(),
+        }
+    }
+
+    /// Where it was written, for pointing at it from an error about another entry.
+    fn place(&self) -> &str {
+        self.place.as_deref().unwrap_or("an earlier entry")
+    }
+
     /// What the entry stores, for `token --list`: `sha256`, `argon2` or `plaintext` (never
     /// the secret itself), or why the entry is invalid.
     pub fn secret_kind(&self) -> Result<&'static str, String> {
@@ -137,19 +165,38 @@ impl Default for TokenSet {
 }
 
 impl TokenSet {
-    /// Validates the entries: each has a name and exactly one of `token`, `hash` or
-    /// `token_hash`.
+    /// Validates the entries: each has a name of its own and exactly one of `token`, `hash`
+    /// or `token_hash`, and no two hold the same token (the server could not tell which
+    /// entry, or account, a device is). Errors name the entry's line.
     pub fn new(entries: &[TokenEntry]) -> Result<TokenSet, String> {
         let mut known = Vec::with_capacity(entries.len());
         let mut argon2 = Vec::new();
+        let mut names: HashMap<&str, &TokenEntry> = HashMap::new();
+        let mut digests: HashMap<[u8; 32], &TokenEntry> = HashMap::new();
+        let mut phc_strings: HashMap<String, &TokenEntry> = HashMap::new();
         for entry in entries {
-            let account = entry
-                .account
-                .clone()
-                .unwrap_or_else(|| DEFAULT_ACCOUNT.into());
-            match entry.secret()? {
-                Secret::Digest { digest, .. } => known.push(KnownToken { digest, account }),
-                Secret::Argon2(hash) => argon2.push((hash, account)),
+            if let Some(first) = names.insert(&entry.name, entry) {
+                return Err(entry.fault(&format!(
+                    "a second token named {:?} (the first is at {}); give each entry a name of \
+                     its own, so that `tickit-sync token --revoke NAME` removes the one meant",
+                    entry.name,
+                    first.place()
+                )));
+            }
+            let account = entry.account().to_owned();
+            let first_with_same_token = match entry.secret().map_err(|e| entry.fault(&e))? {
+                Secret::Digest { digest, .. } => {
+                    known.push(KnownToken { digest, account });
+                    digests.insert(digest, entry)
+                }
+                Secret::Argon2(hash) => {
+                    let text = hash.as_str().to_owned();
+                    argon2.push((hash, account));
+                    phc_strings.insert(text, entry)
+                }
+            };
+            if let Some(first) = first_with_same_token {
+                return Err(same_token(first, entry));
             }
         }
         Ok(TokenSet {
@@ -190,6 +237,27 @@ impl TokenSet {
     }
 }
 
+/// Why `second` is refused for holding the token `first` holds.
+fn same_token(first: &TokenEntry, second: &TokenEntry) -> String {
+    let accounts = if first.account() == second.account() {
+        String::new()
+    } else {
+        format!(
+            ", so the server could not tell whether that device is in account {:?} or {:?}",
+            first.account(),
+            second.account()
+        )
+    };
+    second.fault(&format!(
+        "token {:?} holds the same token as {:?} (at {}){accounts}; each device needs a token \
+         of its own: delete one of the two entries, and give that device a new token with \
+         `tickit-sync token --name NAME`",
+        second.name,
+        first.name,
+        first.place()
+    ))
+}
+
 fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
@@ -212,55 +280,87 @@ pub fn hash_for_config(token: &str) -> String {
     format!("{HASH_PREFIX}{}", hex::encode(digest(token)))
 }
 
-/// Appends a hashed token entry to the config at `path`, keeping its comments and layout.
+/// Appends a hashed token entry to the config at `path` (a new file if there is none),
+/// keeping its comments and layout. Refuses a name that is taken.
 pub fn add_to_config(
     path: &Path,
     name: &str,
     account: Option<&str>,
     token: &str,
 ) -> Result<(), String> {
-    let mut document = read_document(path)?;
-    let tokens = tokens_table_array(&mut document, path)?;
-    if tokens
-        .iter()
-        .any(|entry| entry.get("name").and_then(Item::as_str) == Some(name))
-    {
-        return Err(format!(
-            "{} already has a token named {name:?}; pick another name, or remove it first with \
-             `tickit-sync token --revoke {name}`",
-            path.display()
-        ));
-    }
-    let mut entry = Table::new();
-    entry.insert("name", value(name));
-    entry.insert("hash", value(hash_for_config(token)));
-    if let Some(account) = account {
-        entry.insert("account", value(account));
-    }
-    tokens.push(entry);
-    write_document(path, &document)
+    config_edit::edit(path, |text| {
+        let mut document = parse_document(path, text.unwrap_or_default())?.into_mut();
+        let tokens = tokens_table_array(&mut document, path)?;
+        if tokens
+            .iter()
+            .any(|entry| entry.get("name").and_then(Item::as_str) == Some(name))
+        {
+            return Err(format!(
+                "{} already has a token named {name:?}; pick another name, or remove it first \
+                 with `tickit-sync token --revoke {name}`",
+                path.display()
+            ));
+        }
+        let mut entry = Table::new();
+        entry.insert("name", value(name));
+        entry.insert("hash", value(hash_for_config(token)));
+        if let Some(account) = account {
+            entry.insert("account", value(account));
+        }
+        tokens.push(entry);
+        Ok(document.to_string())
+    })
 }
 
-/// Removes every token entry named `name`; says so when there was none.
+/// Removes the token entry named `name`; says so, changing nothing, when there is none or
+/// when several entries have that name.
 pub fn revoke_in_config(path: &Path, name: &str) -> Result<(), String> {
-    let mut document = read_document(path)?;
-    let tokens = tokens_table_array(&mut document, path)?;
-    let before = tokens.len();
-    tokens.retain(|entry| entry.get("name").and_then(Item::as_str) != Some(name));
-    if tokens.len() == before {
-        return Err(format!(
-            "{} has no token named {name:?}; `tickit-sync token --list` shows the names",
-            path.display()
-        ));
-    }
-    write_document(path, &document)
+    config_edit::edit(path, |text| {
+        let text = text.ok_or_else(|| {
+            crate::permissions::read_error(path, &std::io::ErrorKind::NotFound.into())
+        })?;
+        let document = parse_document(path, text)?;
+        let named: Vec<String> = document
+            .get("tokens")
+            .and_then(Item::as_array_of_tables)
+            .into_iter()
+            .flat_map(ArrayOfTables::iter)
+            .filter(|entry| entry.get("name").and_then(Item::as_str) == Some(name))
+            .map(|entry| {
+                let line = entry.span().map_or(String::new(), |span| {
+                    format!("line {}, ", config::line_at(text, span.start))
+                });
+                let account = entry.get("account").and_then(Item::as_str);
+                format!("{line}account {}", account.unwrap_or(DEFAULT_ACCOUNT))
+            })
+            .collect();
+        match named.len() {
+            0 => {
+                return Err(format!(
+                    "{} has no token named {name:?}; `tickit-sync token --list` shows the names",
+                    path.display()
+                ));
+            }
+            1 => {}
+            several => {
+                return Err(format!(
+                    "{} has {several} tokens named {name:?} ({}); nothing was revoked. Rename \
+                     all but one of them in the file (names must be unique), then revoke the one \
+                     meant by its name",
+                    path.display(),
+                    named.join("; ")
+                ));
+            }
+        }
+        let mut document = document.into_mut();
+        let tokens = tokens_table_array(&mut document, path)?;
+        tokens.retain(|entry| entry.get("name").and_then(Item::as_str) != Some(name));
+        Ok(document.to_string())
+    })
 }
 
-fn read_document(path: &Path) -> Result<DocumentMut, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| crate::permissions::read_error(path, &e))?;
-    text.parse()
-        .map_err(|e| format!("config {}: {e}", path.display()))
+fn parse_document<'t>(path: &Path, text: &'t str) -> Result<Document<&'t str>, String> {
+    Document::parse(text).map_err(|e| format!("config {}: {e}", path.display()))
 }
 
 fn tokens_table_array<'d>(
@@ -276,19 +376,6 @@ fn tokens_table_array<'d>(
             path.display()
         )
     })
-}
-
-/// Replaces the file atomically (a running server never reads half of it), keeping its mode.
-fn write_document(path: &Path, document: &DocumentMut) -> Result<(), String> {
-    let temporary = path.with_extension("toml.tmp");
-    let permissions = std::fs::metadata(path).map(|meta| meta.permissions()).ok();
-    std::fs::write(&temporary, document.to_string())
-        .and_then(|()| match permissions {
-            Some(permissions) => std::fs::set_permissions(&temporary, permissions),
-            None => Ok(()),
-        })
-        .and_then(|()| std::fs::rename(&temporary, path))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 #[cfg(test)]
@@ -307,6 +394,7 @@ mod tests {
             hash: hash.map(Into::into),
             token_hash: None,
             account: None,
+            place: None,
         }
     }
 
@@ -467,6 +555,83 @@ mod tests {
     }
 
     #[test]
+    fn a_name_or_a_token_listed_twice_is_refused_at_the_second_entry() {
+        let placed = |mut entry: TokenEntry, line: usize| {
+            entry.written_at(format!("config.toml line {line}"));
+            entry
+        };
+        let kids = |mut entry: TokenEntry| {
+            entry.account = Some("kids".into());
+            entry
+        };
+        let error = TokenSet::new(&[
+            placed(entry("laptop", Some("tks_1"), None), 1),
+            placed(entry("laptop", Some("tks_2"), None), 5),
+        ])
+        .unwrap_err();
+        assert!(
+            error.starts_with(
+                "config.toml line 5: a second token named \"laptop\" (the first is at \
+                 config.toml line 1)"
+            ),
+            "{error}"
+        );
+
+        // The same token, once as plaintext and once hashed, in two accounts.
+        let error = TokenSet::new(&[
+            placed(entry("laptop", Some("tks_1"), None), 1),
+            placed(
+                kids(entry("phone", None, Some(&hash_for_config("tks_1")))),
+                9,
+            ),
+        ])
+        .unwrap_err();
+        assert!(
+            error.starts_with(
+                "config.toml line 9: token \"phone\" holds the same token as \"laptop\" (at \
+                 config.toml line 1), so the server could not tell whether that device is in \
+                 account \"default\" or \"kids\"; "
+            ),
+            "{error}"
+        );
+        assert!(!error.contains("tks_1"), "never the secret: {error}");
+
+        let phc = cheap_phc("tks_old");
+        let error = TokenSet::new(&[
+            original_entry("desk", &phc, None),
+            original_entry("tablet", &phc, None),
+        ])
+        .unwrap_err();
+        assert!(
+            error.starts_with("token \"tablet\" holds the same token as \"desk\""),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn revoking_a_name_several_entries_share_changes_nothing() {
+        let path = std::env::temp_dir().join(format!(
+            "tickit-sync-tokens-ambiguous-{}.toml",
+            std::process::id()
+        ));
+        let text = "[[tokens]]\nname = \"laptop\"\ntoken = \"tks_1\"\n\n\
+                    [[tokens]]\nname = \"laptop\"\ntoken = \"tks_2\"\naccount = \"kids\"\n";
+        std::fs::write(&path, text).unwrap();
+        let error = revoke_in_config(&path, "laptop").unwrap_err();
+        assert!(
+            error.ends_with(
+                "has 2 tokens named \"laptop\" (line 1, account default; line 5, account \
+                 kids); nothing was revoked. Rename all but one of them in the file (names must \
+                 be unique), then revoke the one meant by its name"
+            ),
+            "{error}"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        std::fs::remove_file(&path).unwrap();
+        let _ = std::fs::remove_file(path.with_extension("toml.lock"));
+    }
+
+    #[test]
     fn entries_say_what_they_store_and_never_the_secret() {
         let kinds = [
             entry("a", Some("plain"), None),
@@ -492,10 +657,12 @@ mod tests {
         )
         .unwrap();
         let file = crate::config::read_file(&path).unwrap();
-        assert_eq!(file.tokens[0].secret_kind(), Ok("argon2"));
+        let entry = file.tokens().next().unwrap();
+        assert_eq!(entry.secret_kind(), Ok("argon2"));
         revoke_in_config(&path, "laptop").unwrap();
-        assert!(crate::config::read_file(&path).unwrap().tokens.is_empty());
+        assert_eq!(crate::config::read_file(&path).unwrap().tokens().len(), 0);
         std::fs::remove_file(&path).unwrap();
+        let _ = std::fs::remove_file(path.with_extension("toml.lock"));
     }
 
     #[test]
@@ -520,5 +687,6 @@ mod tests {
         revoke_in_config(&path, "laptop").unwrap();
         assert!(!std::fs::read_to_string(&path).unwrap().contains("laptop"));
         std::fs::remove_file(&path).unwrap();
+        let _ = std::fs::remove_file(path.with_extension("toml.lock"));
     }
 }
