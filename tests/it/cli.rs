@@ -82,6 +82,77 @@ fn token_adds_a_hash_keeps_comments_lists_and_revokes() {
 }
 
 #[test]
+fn token_revoke_of_a_name_two_entries_share_says_so_and_changes_nothing() {
+    let config = format!(
+        "[[tokens]]\nname = \"laptop\"\ntoken = \"{TOKEN}\"\n\n\
+         [[tokens]]\nname = \"laptop\"\ntoken = \"{TOKEN_2}\"\naccount = \"kids\"\n"
+    );
+    let dir = dir_with_config(&config);
+    let revoked = run_cli(dir.path(), &["token", "--revoke", "laptop"]);
+    assert_eq!(revoked.status.code(), Some(1));
+    assert_eq!(
+        stderr(&revoked),
+        "error: config.toml has 2 tokens named \"laptop\" (line 1, account default; line 5, \
+         account kids); nothing was revoked. Rename all but one of them in the file (names must \
+         be unique), then revoke the one meant by its name\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("config.toml")).unwrap(),
+        config
+    );
+}
+
+#[test]
+fn concurrent_token_commands_each_add_their_entry() {
+    let dir = dir_with_config("# eight devices at once\n");
+    let names: Vec<String> = (0..8).map(|n| format!("d{n}")).collect();
+    let commands: Vec<_> = names
+        .iter()
+        .map(|name| {
+            std::process::Command::new(binary())
+                .args(["token", "--name", name, "--config", "config.toml"])
+                .current_dir(dir.path())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("start tickit-sync token")
+        })
+        .collect();
+    for command in commands {
+        let output = command.wait_with_output().expect("wait for token");
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    let listed = stdout(&run_cli(dir.path(), &["token", "--list"]));
+    let mut listed: Vec<&str> = listed
+        .lines()
+        .filter_map(|line| line.split('\t').next())
+        .collect();
+    listed.sort_unstable();
+    assert_eq!(listed, names);
+}
+
+#[test]
+fn token_keeps_the_config_permissions_and_leaves_no_temporary_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = dir_with_config("# private\n");
+    let config = dir.path().join("config.toml");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let added = run_cli(dir.path(), &["token", "--name", "laptop"]);
+    assert!(added.status.success(), "{}", stderr(&added));
+    let revoked = run_cli(dir.path(), &["token", "--revoke", "laptop"]);
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    let mode = std::fs::metadata(&config).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), "# private\n");
+    let mut files: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort_unstable();
+    assert_eq!(files, ["config.toml", "config.toml.lock"]);
+}
+
+#[test]
 fn token_list_says_when_there_are_none_and_token_needs_one_action() {
     let dir = dir_with_config("");
     let listed = run_cli(dir.path(), &["token", "--list"]);

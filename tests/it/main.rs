@@ -2,6 +2,7 @@
 //! temporary directory and spoken to over HTTP, its command line and its service-manager
 //! interface. One module per area; the request fixtures are read from `tests/fixtures/`.
 
+mod bad_states;
 mod cli;
 mod convergence;
 mod dates;
