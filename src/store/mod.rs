@@ -232,7 +232,7 @@ fn open_migrated(path: &Path) -> Result<Connection, String> {
     Ok(conn)
 }
 
-fn run_writer(mut conn: Connection, mut receiver: mpsc::Receiver<Command>, mut clock: Clock) {
+fn run_writer(conn: Connection, mut receiver: mpsc::Receiver<Command>, mut clock: Clock) {
     let mut last_answers = LastAnswers::default();
     while let Some(first) = receiver.blocking_recv() {
         let mut batch = vec![first];
@@ -242,7 +242,7 @@ fn run_writer(mut conn: Connection, mut receiver: mpsc::Receiver<Command>, mut c
                 Err(_) => break,
             }
         }
-        run_batch(&mut conn, &mut clock, &mut last_answers, batch);
+        run_batch(&conn, &mut clock, &mut last_answers, batch);
     }
     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
         eprintln!("warning: could not checkpoint the database on shutdown: {e}");
@@ -255,7 +255,7 @@ fn run_writer(mut conn: Connection, mut receiver: mpsc::Receiver<Command>, mut c
 /// Runs a batch in one transaction; replies only after it has committed. If the commit
 /// fails, the answers it held are forgotten, as they are never sent.
 fn run_batch(
-    conn: &mut Connection,
+    conn: &Connection,
     clock: &mut Clock,
     last_answers: &mut LastAnswers,
     batch: Vec<Command>,
