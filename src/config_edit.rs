@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::permissions;
 
 /// The settings that choose the config file.
-const SETTING: &str = "--config or TICKIT_SYNC_CONFIG";
+pub const SETTING: &str = "--config or TICKIT_SYNC_CONFIG";
 
 /// Replaces the config at `path` by what `change` makes of its text (`None` when there is no
 /// file yet), holding the lock from reading to writing. Nothing is written if `change` fails.

@@ -111,11 +111,9 @@ fn write_new(path: &Path, text: &str) -> Result<(), String> {
 }
 
 fn create_parent_dir(path: &Path) -> Result<(), String> {
-    const SETTING: &str = "--config or TICKIT_SYNC_CONFIG";
     match path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| permissions::write_error(dir, &e, SETTING))
-        }
+        Some(dir) => std::fs::create_dir_all(dir)
+            .map_err(|e| permissions::write_error(dir, &e, config_edit::SETTING)),
         None => Ok(()),
     }
 }
