@@ -277,6 +277,22 @@ impl Server {
         }
     }
 
+    /// From now on reads the server's stderr on a thread of its own, so a server that logs
+    /// a lot never blocks on a full pipe; the thread returns all of it once the server has
+    /// exited (and `wait_exit` then returns none).
+    pub fn read_stderr_in_background(&mut self) -> std::thread::JoinHandle<String> {
+        let mut pipe = self
+            .child
+            .as_mut()
+            .and_then(|child| child.stderr.take())
+            .expect("the server runs and its stderr is still unread");
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    }
+
     /// Stops the server with SIGTERM and returns its status and stderr.
     pub fn stop(&mut self) -> (ExitStatus, String) {
         self.signal("TERM");

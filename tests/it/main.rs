@@ -5,6 +5,7 @@
 mod bad_states;
 mod cli;
 mod convergence;
+mod crash;
 mod dates;
 mod desktop_model;
 mod desktop_replay;
