@@ -7,6 +7,7 @@ mod cli;
 mod convergence;
 mod crash;
 mod dates;
+mod decoding_fuzz;
 mod desktop_model;
 mod desktop_replay;
 mod harness;
