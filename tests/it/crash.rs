@@ -65,8 +65,8 @@ fn every_answered_sync_survives_kill_9_at_random_moments() {
         thread::sleep(Duration::from_millis(
             rng.random_range(0..=KILL_WINDOW_MILLIS),
         ));
-        target.set_down();
         server.signal("KILL");
+        target.set_down();
         let (status, _) = server.wait_exit();
         assert_eq!(
             status.signal(),
