@@ -2,6 +2,7 @@
 //! this process binds itself, on TCP or a Unix socket path.
 
 use std::io;
+use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::Path;
 
@@ -85,9 +86,35 @@ fn bind(listen: &ListenAddr) -> Result<(BoundSocket, String), String> {
 }
 
 /// A socket file left by a server that died is removed; one that still answers is in use.
+/// Anything else at the path (a regular file, a directory, a link) is never touched.
 fn remove_stale_socket(path: &Path, listen: &ListenAddr) -> Result<(), String> {
-    if !path.exists() {
-        return Ok(());
+    let file_type = match std::fs::symlink_metadata(path) {
+        Ok(metadata) => metadata.file_type(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(format!(
+                "cannot listen on {listen}: cannot look at {}: {e}; check the permissions \
+                 of its directory, or choose another path in [server] bind",
+                path.display()
+            ));
+        }
+    };
+    if !file_type.is_socket() {
+        let what = if file_type.is_file() {
+            "a regular file"
+        } else if file_type.is_dir() {
+            "a directory"
+        } else if file_type.is_symlink() {
+            "a symbolic link"
+        } else {
+            "a device or a fifo"
+        };
+        return Err(format!(
+            "cannot listen on {listen}: {} is {what}, not a socket, and was left as it is; \
+             choose a path where nothing is yet in [server] bind (or --bind), or move that \
+             file away if it is not needed",
+            path.display()
+        ));
     }
     if StdUnixStream::connect(path).is_ok() {
         return Err(format!(

@@ -4,6 +4,7 @@
 
 mod bad_states;
 mod cli;
+mod connections;
 mod convergence;
 mod crash;
 mod dates;
