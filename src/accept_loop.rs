@@ -19,6 +19,10 @@ use crate::listener::{Connection, Listener};
 /// Connections served at once; more wait in the kernel's accept queue.
 const MAX_CONNECTIONS: usize = 1024;
 
+/// The largest request line and headers accepted (larger gets 431): with `max_connections`,
+/// a bound on the memory connections sending headers can hold (hyper's default is ~400 KB).
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+
 /// Serves until `shutdown` completes, then drains. Returns once every connection has closed
 /// or the configured grace period has run out.
 pub async fn run(listener: Listener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
@@ -82,6 +86,7 @@ fn spawn_connection<S>(
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
+        .max_header_size(MAX_HEAD_BYTES)
         .serve_connection(TokioIo::new(stream), service);
     let connection = graceful.watch(connection);
     tokio::spawn(async move {

@@ -1,14 +1,17 @@
 //! HTTP routing and the two endpoints: authentication, body limits, status codes and JSON
-//! error bodies a person can act on.
+//! error bodies a person can act on. An answer sent before the request's body was read
+//! closes the connection and says so (`Connection: close`): the unread rest of the body
+//! would otherwise be taken for the client's next request.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
-use hyper::body::{Bytes, Incoming};
+use hyper::body::{Body, Bytes, Incoming};
 use hyper::header::{
-    ALLOW, AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER,
+    ALLOW, AUTHORIZATION, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue,
+    RETRY_AFTER,
     VARY, WWW_AUTHENTICATE,
 };
 use hyper::{Method, Request, Response, StatusCode};
@@ -42,11 +45,12 @@ pub async fn handle(
     request: Request<Incoming>,
     state: Arc<AppState>,
 ) -> Result<HttpResponse, Infallible> {
+    let body_pending = !request.body().is_end_stream();
     let path = request.uri().path();
     let response = match (path, request.method()) {
         ("/health", &Method::GET | &Method::HEAD) => health(),
         ("/health", _) => method_not_allowed("GET, HEAD"),
-        ("/api/v1/sync", &Method::POST) => sync(request, &state).await,
+        ("/api/v1/sync", &Method::POST) => return Ok(sync(request, &state).await),
         ("/api/v1/sync", _) => method_not_allowed("POST"),
         _ => error(
             StatusCode::NOT_FOUND,
@@ -56,7 +60,12 @@ pub async fn handle(
             ),
         ),
     };
-    Ok(response)
+    // These endpoints read no body: one that was sent is left unread.
+    Ok(if body_pending {
+        closing(response)
+    } else {
+        response
+    })
 }
 
 fn health() -> HttpResponse {
@@ -160,13 +169,13 @@ async fn authenticate(
 /// Collects the body, refusing with 413 anything over `limit` before or while reading it.
 async fn read_body(request: Request<Incoming>, limit: u64) -> Result<Bytes, Box<HttpResponse>> {
     let too_large = |size: &str| {
-        Box::new(error(
+        Box::new(closing(error(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!(
                 "request body is {size}, over this server's limit of {limit} bytes; \
                  raise [server] max_body_bytes in the server's config.toml"
             ),
-        ))
+        )))
     };
     let declared = request
         .headers()
@@ -183,10 +192,10 @@ async fn read_body(request: Request<Incoming>, limit: u64) -> Result<Bytes, Box<
     {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<LengthLimitError>() => Err(too_large("larger than that")),
-        Err(e) => Err(Box::new(error(
+        Err(e) => Err(Box::new(closing(error(
             StatusCode::BAD_REQUEST,
             &format!("could not read the request body: {e}"),
-        ))),
+        )))),
     }
 }
 
@@ -236,8 +245,16 @@ fn error(status: StatusCode, message: &str) -> HttpResponse {
     json(status, &serde_json::json!({ "error": message }))
 }
 
+/// `response`, closing the connection after it: for answers sent before the body was read.
+fn closing(mut response: HttpResponse) -> HttpResponse {
+    response
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
 fn unauthorized(message: &str) -> Box<HttpResponse> {
-    let mut response = error(StatusCode::UNAUTHORIZED, message);
+    let mut response = closing(error(StatusCode::UNAUTHORIZED, message));
     response
         .headers_mut()
         .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -269,8 +286,8 @@ fn database_busy() -> HttpResponse {
 }
 
 fn shutting_down() -> HttpResponse {
-    error(
+    closing(error(
         StatusCode::SERVICE_UNAVAILABLE,
         "the server is shutting down; nothing was changed, sync again in a moment",
-    )
+    ))
 }
