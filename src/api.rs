@@ -7,12 +7,11 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Either, Full};
 use hyper::body::{Body, Bytes, Incoming};
 use hyper::header::{
     ALLOW, AUTHORIZATION, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue,
-    RETRY_AFTER,
-    VARY, WWW_AUTHENTICATE,
+    RETRY_AFTER, VARY, WWW_AUTHENTICATE,
 };
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
@@ -20,6 +19,7 @@ use tokio::sync::watch;
 
 use crate::activity::Activity;
 use crate::answer::AnswerBody;
+use crate::body_budget::{self, BodyBudget, Reservation};
 use crate::config::Config;
 use crate::protocol;
 use crate::store::{Store, StoreError};
@@ -32,6 +32,8 @@ pub struct AppState {
     /// Set once shutdown begins; requests that arrive after it get 503.
     pub shutting_down: AtomicBool,
     pub activity: Arc<Activity>,
+    /// Request bodies held in memory, against `[server] max_bodies_in_flight_bytes`.
+    pub body_budget: BodyBudget,
 }
 
 /// Seconds a device is asked to wait before syncing again when the database is locked.
@@ -39,6 +41,9 @@ const BUSY_RETRY_AFTER_SECS: &str = "2";
 
 /// A response: a JSON body made whole, or a sync answer written as it is sent.
 type HttpResponse = Response<Either<Full<Bytes>, AnswerBody>>;
+
+/// Seconds a client is asked to wait before retrying a request refused for lack of room.
+const RETRY_AFTER_SECS: u64 = 5;
 
 /// Routes one request. Never fails: every problem becomes a status and a JSON error body.
 pub async fn handle(
@@ -85,8 +90,10 @@ async fn sync(request: Request<Incoming>, state: &AppState) -> HttpResponse {
         Err(response) => return *response,
     };
     let request_headers = request.headers().clone();
-    let body = match read_body(request, config.max_body_bytes).await {
-        Ok(body) => body,
+    // The share of the budget stays held until this returns: the body and what is decoded
+    // from it are in memory until the sync is applied.
+    let (body, _budget_share) = match read_body(request, &config, &state.body_budget).await {
+        Ok(received) => received,
         Err(response) => return *response,
     };
     let sync_request = match protocol::parse_request(&body) {
@@ -166,8 +173,16 @@ async fn authenticate(
     }
 }
 
-/// Collects the body, refusing with 413 anything over `limit` before or while reading it.
-async fn read_body(request: Request<Incoming>, limit: u64) -> Result<Bytes, Box<HttpResponse>> {
+/// Collects the body within the memory budget, refusing with 413 anything over
+/// `max_body_bytes` before or while reading it. Its share of `budget` is the declared
+/// length, reserved before reading, or, without one, reserved as the body arrives.
+async fn read_body<'a>(
+    request: Request<Incoming>,
+    config: &Config,
+    budget: &'a BodyBudget,
+) -> Result<(Bytes, Reservation<'a>), Box<HttpResponse>> {
+    let limit = config.max_body_bytes;
+    let capacity = config.max_bodies_in_flight_bytes;
     let too_large = |size: &str| {
         Box::new(closing(error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -185,18 +200,34 @@ async fn read_body(request: Request<Incoming>, limit: u64) -> Result<Bytes, Box<
     if let Some(declared) = declared.filter(|&declared| declared > limit) {
         return Err(too_large(&format!("{declared} bytes")));
     }
-    let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
-    match Limited::new(request.into_body(), limit_usize)
-        .collect()
+    let declared = declared.unwrap_or(0);
+    let mut share = budget
+        .reserve(declared, capacity)
         .await
-    {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(too_large("larger than that")),
-        Err(e) => Err(Box::new(closing(error(
-            StatusCode::BAD_REQUEST,
-            &format!("could not read the request body: {e}"),
-        )))),
+        .map_err(|_| no_room_for_body(capacity))?;
+    let mut collected = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
+    let mut body = request.into_body();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            Box::new(closing(error(
+                StatusCode::BAD_REQUEST,
+                &format!("could not read the request body: {e}"),
+            )))
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        let length = (collected.len() + data.len()) as u64;
+        if length > limit {
+            return Err(too_large("larger than that"));
+        }
+        share
+            .grow_to(length)
+            .await
+            .map_err(|_| no_room_for_body(capacity))?;
+        collected.extend_from_slice(&data);
     }
+    Ok((Bytes::from(collected), share))
 }
 
 /// The 200 answer to a sync, streamed (see `answer`). The sync is committed by then, so a
@@ -251,6 +282,24 @@ fn closing(mut response: HttpResponse) -> HttpResponse {
         .headers_mut()
         .insert(CONNECTION, HeaderValue::from_static("close"));
     response
+}
+
+/// A 503 that asks the client to retry in [`RETRY_AFTER_SECS`], closing the connection.
+fn retry_later(message: &str) -> Box<HttpResponse> {
+    let mut response = closing(error(StatusCode::SERVICE_UNAVAILABLE, message));
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+    Box::new(response)
+}
+
+fn no_room_for_body(capacity: u64) -> Box<HttpResponse> {
+    retry_later(&format!(
+        "the server is holding as many request bodies as it may ({capacity} bytes, [server] \
+         max_bodies_in_flight_bytes) and none finished within {}s; nothing was changed, \
+         sync again later, or raise that setting in the server's config.toml",
+        body_budget::WAIT_FOR_ROOM.as_secs()
+    ))
 }
 
 fn unauthorized(message: &str) -> Box<HttpResponse> {

@@ -390,7 +390,8 @@ port = {port}
 # Largest request body accepted, in bytes; larger syncs get 413.
 max_body_bytes = {max_body}
 # Request bodies held in memory at once, over all connections, in bytes (at least
-# max_body_bytes). Requests beyond it wait briefly, then get 503 with Retry-After.
+# max_body_bytes), each until its sync is applied. Requests beyond it wait up to 3
+# seconds, then get 503 with Retry-After. A change applies to requests that start after it.
 max_bodies_in_flight_bytes = {in_flight}
 # Seconds a client may take to send its request headers.
 header_read_timeout_secs = {header_timeout}

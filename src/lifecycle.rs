@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use crate::activity::Activity;
 use crate::api::AppState;
+use crate::body_budget::BodyBudget;
 use crate::config::{self, Overrides};
 use crate::listener::BoundSocket;
 use crate::store::{Opened, Stats, Store, StoreError};
@@ -71,6 +72,7 @@ pub fn run(options: ServeOptions) -> Result<(), String> {
             store,
             shutting_down: AtomicBool::new(false),
             activity: Arc::new(Activity::default()),
+            body_budget: BodyBudget::default(),
         });
         let shutdown = shutdown_requested(state.activity.clone(), options.exit_idle_after)?;
         tokio::spawn(reload::watch_config(

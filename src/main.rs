@@ -7,6 +7,7 @@ mod accept_loop;
 mod activity;
 mod answer;
 mod api;
+mod body_budget;
 mod config;
 mod config_edit;
 mod health;

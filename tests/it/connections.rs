@@ -1,13 +1,41 @@
 //! Connections and the listening socket: a bind path that is not a socket, answers sent
-//! before the body was read, and errors the HTTP stack answers itself.
+//! before the body was read, errors the HTTP stack answers itself, and the memory budget for
+//! bodies.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
 
 use crate::harness::*;
 
 /// Bytes every half-sent sync declares; half of them are sent.
 const HALF_SENT_LENGTH: usize = 200;
+
+/// A connection that sent a sync's headers with a valid token for a body of `length`
+/// bytes, once the server has started reading that body (the client asks with `Expect:
+/// 100-continue` and waits for its go-ahead): the server holds it as a body arriving.
+fn body_started(port: u16, length: usize) -> TcpStream {
+    let mut stream = connect(port).expect("connect");
+    let head = request_head(
+        "POST",
+        "/api/v1/sync",
+        &[
+            ("Authorization", &format!("Bearer {TOKEN}")),
+            ("Expect", "100-continue"),
+        ],
+        length,
+    );
+    stream.write_all(head.as_bytes()).expect("send head");
+    let mut interim = [0u8; CONTINUE.len()];
+    stream.read_exact(&mut interim).expect("100 Continue");
+    assert_eq!(&interim, CONTINUE);
+    stream
+}
+
+/// What the server sends when it starts reading a body the client asked about.
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// The answer to a sync with `token` (none, or not a valid one) whose headers and half its
 /// body were sent, which must come at once, and the connection it came on.
@@ -158,4 +186,67 @@ fn requests_the_http_stack_refuses_get_its_status_and_a_closed_connection() {
         assert_eq!(response.header("connection"), Some("close"), "{what}");
         assert_eq!(response.header("content-length"), Some("0"), "{what}");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Memory budget
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_body_beyond_the_memory_budget_waits_then_gets_503_with_retry_after() {
+    let server = Server::start_with_config(&config_with(
+        "[server]\nmax_body_bytes = 1000\nmax_bodies_in_flight_bytes = 1500",
+    ));
+    let port = server.port;
+    // 1000 of the 1500 bytes held by a body still arriving.
+    let holder_body = sync_body_of_length(1000);
+    let mut holder = body_started(port, 1000);
+    holder.write_all(&holder_body[..500]).expect("send half");
+
+    // A small body fits beside it.
+    let small = sync_body_of_length(400);
+    let answer = exchange(
+        &mut connect(port).expect("connect"),
+        &sync_head(TOKEN, 400),
+        &small,
+    )
+    .expect("answer");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+
+    // A large one waits for room, then is refused.
+    let started = Instant::now();
+    let large = sync_body_of_length(1000);
+    let refused = exchange(
+        &mut connect(port).expect("connect"),
+        &sync_head(TOKEN, 1000),
+        &large,
+    )
+    .expect("answer");
+    let waited = started.elapsed();
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(refused.header("retry-after"), Some("5"));
+    assert_eq!(refused.header("connection"), Some("close"));
+    assert_eq!(
+        refused.json(),
+        json!({"error": "the server is holding as many request bodies as it may (1500 bytes, \
+            [server] max_bodies_in_flight_bytes) and none finished within 3s; nothing was \
+            changed, sync again later, or raise that setting in the server's config.toml"})
+    );
+    assert!(
+        waited >= Duration::from_millis(2900) && waited < Duration::from_secs(6),
+        "{waited:?}"
+    );
+
+    // The body that held the budget completes, and its room is given back.
+    holder
+        .write_all(&holder_body[500..])
+        .expect("send the rest");
+    assert_eq!(read_response(&mut holder).expect("answer").status, 200);
+    let again = exchange(
+        &mut connect(port).expect("connect"),
+        &sync_head(TOKEN, 1000),
+        &large,
+    )
+    .expect("answer");
+    assert_eq!(again.status, 200, "{}", again.body);
 }
