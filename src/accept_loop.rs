@@ -1,6 +1,9 @@
 //! The accept loop: serves HTTP/1 connections until shutdown is requested, then stops
-//! accepting and gives in-flight requests a grace period to finish.
+//! accepting and gives in-flight requests a grace period to finish. Each connection takes a
+//! slot (see `connection_slots`), which may shed another; shutdown is noticed whatever the
+//! loop is waiting for.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,13 +14,13 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::Semaphore;
 
+use crate::activity::ConnectionGuard;
 use crate::api::{AppState, handle};
+use crate::config::Config;
+use crate::connection_slots::{ConnectionSlots, Occupant, TrackedBody};
 use crate::listener::{Connection, Listener};
-
-/// Connections served at once; more wait in the kernel's accept queue.
-const MAX_CONNECTIONS: usize = 1024;
+use crate::open_files;
 
 /// The largest request line and headers accepted (larger gets 431): with `max_connections`,
 /// a bound on the memory connections sending headers can hold (hyper's default is ~400 KB).
@@ -27,12 +30,14 @@ const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// or the configured grace period has run out.
 pub async fn run(listener: Listener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
     let graceful = GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(ConnectionSlots::default());
+    let room = open_files::connection_room();
+    let configured = state.config.borrow().max_connections;
+    if let Some(warning) = open_files::shortfall_warning(configured, room) {
+        eprintln!("{warning}");
+    }
     tokio::pin!(shutdown);
     loop {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            break;
-        };
         let connection = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => accepted,
@@ -46,15 +51,19 @@ pub async fn run(listener: Listener, state: Arc<AppState>, shutdown: impl Future
                 continue;
             }
         };
-        let header_timeout = state.config.borrow().header_read_timeout;
-        let guards = (state.activity.connection_opened(), permit);
-        let on_close = move || drop(guards);
+        let config = state.config.borrow().clone();
+        let max = open_files::usable_connections(config.max_connections, room);
+        let occupant = tokio::select! {
+            () = &mut shutdown => break,
+            occupant = slots.admit(max) => occupant,
+        };
+        let opened = state.activity.connection_opened();
         match connection {
             Connection::Tcp(stream) => {
-                spawn_connection(stream, &state, header_timeout, &graceful, on_close)
+                spawn_connection(stream, &state, &config, occupant, &graceful, opened)
             }
             Connection::Unix(stream) => {
-                spawn_connection(stream, &state, header_timeout, &graceful, on_close)
+                spawn_connection(stream, &state, &config, occupant, &graceful, opened)
             }
         }
     }
@@ -71,27 +80,42 @@ pub async fn run(listener: Listener, state: Arc<AppState>, shutdown: impl Future
     }
 }
 
-/// Serves one connection on its own task; `on_close` runs when it ends.
+/// Serves one connection on its own task until the client closes it, it is shed or idle
+/// too long, or shutdown closes it; then frees its slot and drops `opened`.
 fn spawn_connection<S>(
     stream: S,
     state: &Arc<AppState>,
-    header_timeout: Duration,
+    config: &Config,
+    occupant: Occupant,
     graceful: &GracefulShutdown,
-    on_close: impl FnOnce() + Send + 'static,
+    opened: ConnectionGuard,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let state = state.clone();
-    let service = service_fn(move |request| handle(request, state.clone()));
+    let connection_state = occupant.connection();
+    let service = service_fn(move |request| {
+        let tracker = connection_state.request_started();
+        let state = state.clone();
+        async move {
+            let response = handle(request, &state, &tracker).await?;
+            Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, tracker)))
+        }
+    });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
+        .header_read_timeout(config.header_read_timeout)
         .max_header_size(MAX_HEAD_BYTES)
         .serve_connection(TokioIo::new(stream), service);
     let connection = graceful.watch(connection);
+    let keep_alive = config.keep_alive_timeout;
     tokio::spawn(async move {
-        // A client that goes away mid-request is its own business, not a server error.
-        let _ = connection.await;
-        on_close();
+        tokio::select! {
+            // A client that goes away mid-request is its own business, not a server error.
+            _ = connection => {}
+            // Dropping the connection closes it.
+            () = occupant.close_requested(keep_alive) => {}
+        }
+        drop((occupant, opened));
     });
 }

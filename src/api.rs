@@ -21,6 +21,7 @@ use crate::activity::Activity;
 use crate::answer::AnswerBody;
 use crate::body_budget::{self, BodyBudget, Reservation};
 use crate::config::Config;
+use crate::connection_slots::RequestTracker;
 use crate::protocol;
 use crate::store::{Store, StoreError};
 
@@ -45,17 +46,19 @@ type HttpResponse = Response<Either<Full<Bytes>, AnswerBody>>;
 /// Seconds a client is asked to wait before retrying a request refused for lack of room.
 const RETRY_AFTER_SECS: u64 = 5;
 
-/// Routes one request. Never fails: every problem becomes a status and a JSON error body.
+/// Routes one request; `tracker` follows it for the connection's slot. Never fails: every
+/// problem becomes a status and a JSON error body.
 pub async fn handle(
     request: Request<Incoming>,
-    state: Arc<AppState>,
+    state: &AppState,
+    tracker: &RequestTracker,
 ) -> Result<HttpResponse, Infallible> {
     let body_pending = !request.body().is_end_stream();
     let path = request.uri().path();
     let response = match (path, request.method()) {
         ("/health", &Method::GET | &Method::HEAD) => health(),
         ("/health", _) => method_not_allowed("GET, HEAD"),
-        ("/api/v1/sync", &Method::POST) => return Ok(sync(request, &state).await),
+        ("/api/v1/sync", &Method::POST) => return Ok(sync(request, state, tracker).await),
         ("/api/v1/sync", _) => method_not_allowed("POST"),
         _ => error(
             StatusCode::NOT_FOUND,
@@ -80,19 +83,23 @@ fn health() -> HttpResponse {
     )
 }
 
-async fn sync(request: Request<Incoming>, state: &AppState) -> HttpResponse {
+async fn sync(
+    request: Request<Incoming>,
+    state: &AppState,
+    tracker: &RequestTracker,
+) -> HttpResponse {
     if state.shutting_down.load(Ordering::Relaxed) {
         return shutting_down();
     }
     let config = state.config.borrow().clone();
-    let account = match authenticate(&request, &config).await {
+    let account = match authenticate(&request, &config, tracker).await {
         Ok(account) => account,
         Err(response) => return *response,
     };
     let request_headers = request.headers().clone();
     // The share of the budget stays held until this returns: the body and what is decoded
     // from it are in memory until the sync is applied.
-    let (body, _budget_share) = match read_body(request, &config, &state.body_budget).await {
+    let (body, _budget_share) = match read_body(request, &config, state, tracker).await {
         Ok(received) => received,
         Err(response) => return *response,
     };
@@ -133,11 +140,13 @@ async fn sync(request: Request<Incoming>, state: &AppState) -> HttpResponse {
     }
 }
 
-/// The account of the request's bearer token, or the 401 to send. A token of the original
-/// server's argon2 entries may wait for its one verification (see `tokens`).
+/// The account of the request's bearer token, or the 401 to send; a valid token is reported
+/// to `tracker`. A token of the original server's argon2 entries may wait for its one
+/// verification (see `tokens`).
 async fn authenticate(
     request: &Request<Incoming>,
     config: &Config,
+    tracker: &RequestTracker,
 ) -> Result<String, Box<HttpResponse>> {
     let header = request
         .headers()
@@ -165,7 +174,10 @@ async fn authenticate(
         }
     };
     match config.tokens.account_of(token).await {
-        Some(account) => Ok(account.to_owned()),
+        Some(account) => {
+            tracker.token_accepted();
+            Ok(account.to_owned())
+        }
         None => Err(unauthorized(
             "unknown token: it is not in the server's config (revoked, or mistyped); \
              make one with `tickit-sync token --name DEVICE` on the server",
@@ -173,10 +185,33 @@ async fn authenticate(
     }
 }
 
-/// Collects the body within the memory budget, refusing with 413 anything over
-/// `max_body_bytes` before or while reading it. Its share of `budget` is the declared
-/// length, reserved before reading, or, without one, reserved as the body arrives.
+/// Collects the body within `[server] request_timeout_secs` of the request's start and
+/// within the memory budget, refusing with 413 anything over `max_body_bytes` before or while
+/// reading it. Once the body is whole, the request is no longer shed to make room for others.
 async fn read_body<'a>(
+    request: Request<Incoming>,
+    config: &Config,
+    state: &'a AppState,
+    tracker: &RequestTracker,
+) -> Result<(Bytes, Reservation<'a>), Box<HttpResponse>> {
+    let deadline = tracker.started() + config.request_timeout;
+    let collecting = collect_within_budget(request, config, &state.body_budget);
+    let received = tokio::select! {
+        collected = tokio::time::timeout_at(deadline, collecting) => match collected {
+            Ok(collected) => collected,
+            Err(_) => Err(request_timed_out(config)),
+        },
+        () = tracker.shed() => Err(shed_to_make_room(config)),
+    }?;
+    tracker
+        .start_applying()
+        .map_err(|_| shed_to_make_room(config))?;
+    Ok(received)
+}
+
+/// The body, and its share of `budget`: the declared length reserved before reading, or,
+/// without one, reserved as the body arrives.
+async fn collect_within_budget<'a>(
     request: Request<Incoming>,
     config: &Config,
     budget: &'a BodyBudget,
@@ -300,6 +335,27 @@ fn no_room_for_body(capacity: u64) -> Box<HttpResponse> {
          sync again later, or raise that setting in the server's config.toml",
         body_budget::WAIT_FOR_ROOM.as_secs()
     ))
+}
+
+fn shed_to_make_room(config: &Config) -> Box<HttpResponse> {
+    retry_later(&format!(
+        "this request was still arriving when every connection slot was taken ([server] \
+         max_connections = {}), so it was set aside for a newer one; nothing was changed, \
+         sync again",
+        config.max_connections
+    ))
+}
+
+fn request_timed_out(config: &Config) -> Box<HttpResponse> {
+    Box::new(closing(error(
+        StatusCode::REQUEST_TIMEOUT,
+        &format!(
+            "the request body did not arrive within {}s ([server] request_timeout_secs); \
+             nothing was changed: sync again on a better connection, or raise that setting \
+             in the server's config.toml",
+            config.request_timeout.as_secs()
+        ),
+    )))
 }
 
 fn unauthorized(message: &str) -> Box<HttpResponse> {

@@ -48,9 +48,11 @@ pub struct Config {
     /// Request bodies held in memory at once, across all connections, in bytes.
     pub max_bodies_in_flight_bytes: u64,
     pub header_read_timeout: Duration,
-    /// How long a client may take to send one whole request, headers and body.
+    /// How long a client may take to send a request's body, from when its headers are in
+    /// (which `header_read_timeout` bounds).
     pub request_timeout: Duration,
-    /// How long a connection may sit idle between requests before it is closed.
+    /// How long a connection may sit idle between requests before it is closed (at most
+    /// `header_read_timeout`, which also counts the wait for the next request).
     pub keep_alive_timeout: Duration,
     /// Connections served at once; when all are taken, the least useful one is shed.
     pub max_connections: usize,
@@ -393,14 +395,18 @@ max_body_bytes = {max_body}
 # max_body_bytes), each until its sync is applied. Requests beyond it wait up to 3
 # seconds, then get 503 with Retry-After. A change applies to requests that start after it.
 max_bodies_in_flight_bytes = {in_flight}
-# Seconds a client may take to send its request headers.
+# Seconds a client may take to send its request headers, counted from the connection's
+# start or the end of its previous request.
 header_read_timeout_secs = {header_timeout}
-# Seconds a client may take to send one whole request, headers and body.
+# Seconds a client may take to send a request's body once its headers are in; a body
+# not whole by then gets 408.
 request_timeout_secs = {request_timeout}
-# Seconds an idle connection is kept open between requests.
+# Seconds an idle connection is kept open between requests (at most
+# header_read_timeout_secs).
 keep_alive_timeout_secs = {keep_alive}
-# Connections served at once. When all are taken, connections that have not
-# authenticated are closed first to make room.
+# Connections served at once. When all are taken, one is closed to make room for a new
+# one: first those that have not sent a valid token, then idle ones, then syncs still
+# sending their body (oldest first, answered 503); never a sync being applied.
 max_connections = {max_connections}
 # Seconds in-flight requests get to finish when the server is asked to stop.
 shutdown_grace_secs = {grace}

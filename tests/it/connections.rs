@@ -1,9 +1,11 @@
-//! Connections and the listening socket: a bind path that is not a socket, answers sent
-//! before the body was read, errors the HTTP stack answers itself, and the memory budget for
-//! bodies.
+//! Connections a hostile or slow client holds open, and the listening socket: a bind path
+//! that is not a socket, answers sent before the body was read, errors the HTTP stack
+//! answers itself, the memory budget for bodies, keep-alive and request time limits, slots
+//! shed to make room for a real sync, and SIGTERM with every slot taken.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -31,6 +33,16 @@ fn body_started(port: u16, length: usize) -> TcpStream {
     let mut interim = [0u8; CONTINUE.len()];
     stream.read_exact(&mut interim).expect("100 Continue");
     assert_eq!(&interim, CONTINUE);
+    stream
+}
+
+/// A connection that sent a sync's headers with a valid token and half its body, and then
+/// nothing more, once the server holds it as a body arriving.
+fn body_half_sent(port: u16) -> TcpStream {
+    let mut stream = body_started(port, HALF_SENT_LENGTH);
+    stream
+        .write_all(&[b' '; HALF_SENT_LENGTH / 2])
+        .expect("send half the body");
     stream
 }
 
@@ -80,6 +92,48 @@ fn closed_by_server(stream: &mut TcpStream) -> bool {
             std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
         ),
     }
+}
+
+/// Raises this process's soft limit on open files to `wanted` if it is lower (the server
+/// started afterwards inherits it), using util-linux's `prlimit` on our own pid.
+fn raise_open_file_limit(wanted: u64) {
+    let limits = std::fs::read_to_string("/proc/self/limits").expect("read /proc/self/limits");
+    let soft: u64 = limits
+        .lines()
+        .find_map(|line| line.strip_prefix("Max open files"))
+        .and_then(|values| values.split_whitespace().next())
+        .and_then(|soft| soft.parse().ok())
+        .expect("the open-file limit in /proc/self/limits");
+    if soft >= wanted {
+        return;
+    }
+    let status = Command::new("prlimit")
+        .args([
+            "--pid",
+            &std::process::id().to_string(),
+            &format!("--nofile={wanted}:"),
+        ])
+        .status()
+        .expect("run prlimit (util-linux)");
+    assert!(
+        status.success(),
+        "this test needs {wanted} open files and the hard limit is lower: `ulimit -Hn {wanted}`"
+    );
+}
+
+/// How long a real sync takes, from connecting to its whole answer, which must be a 200.
+fn timed_real_sync(port: u16) -> Duration {
+    let started = Instant::now();
+    let response = http_request(
+        port,
+        "POST",
+        "/api/v1/sync",
+        &[("Authorization", &format!("Bearer {TOKEN}"))],
+        sync_body(DEVICE_B, None, vec![]).to_string().as_bytes(),
+    );
+    let took = started.elapsed();
+    assert_eq!(response.status, 200, "{}", response.body);
+    took
 }
 
 // ---------------------------------------------------------------------------------------
@@ -249,4 +303,145 @@ fn a_body_beyond_the_memory_budget_waits_then_gets_503_with_retry_after() {
     )
     .expect("answer");
     assert_eq!(again.status, 200, "{}", again.body);
+}
+
+// ---------------------------------------------------------------------------------------
+// Time limits
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_after_keep_alive_timeout() {
+    let server = Server::start_with_config(&config_with("[server]\nkeep_alive_timeout_secs = 1"));
+    let health = request_head("GET", "/health", &[], 0);
+
+    // Used more often than the limit, it stays open past it.
+    let mut busy = connect(server.port).expect("connect");
+    for _ in 0..3 {
+        let answer = exchange(&mut busy, &health, b"").expect("answer on the same connection");
+        assert_eq!(answer.status, 200);
+        std::thread::sleep(Duration::from_millis(600));
+    }
+
+    // Left idle, it is closed once the limit has passed.
+    let mut idle = connect(server.port).expect("connect");
+    assert_eq!(
+        exchange(&mut idle, &health, b"").expect("answer").status,
+        200
+    );
+    let answered = Instant::now();
+    assert!(closed_by_server(&mut idle), "still open after {WAIT:?}");
+    let took = answered.elapsed();
+    println!("idle connection closed after {took:?} (keep_alive_timeout_secs = 1)");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn a_body_that_does_not_arrive_within_request_timeout_gets_408() {
+    let server = Server::start_with_config(&config_with("[server]\nrequest_timeout_secs = 1"));
+    let started = Instant::now();
+    let mut stream = body_half_sent(server.port);
+    let response = read_response(&mut stream).expect("an answer");
+    let took = started.elapsed();
+    assert_eq!(response.status, 408, "{}", response.body);
+    assert_eq!(response.header("connection"), Some("close"));
+    assert_eq!(
+        response.json(),
+        json!({"error": "the request body did not arrive within 1s ([server] \
+            request_timeout_secs); nothing was changed: sync again on a better connection, \
+            or raise that setting in the server's config.toml"})
+    );
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    assert!(closed_by_server(&mut stream));
+}
+
+// ---------------------------------------------------------------------------------------
+// Slots
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_real_sync_gets_through_1100_idle_connections_and_1030_half_sent_bodies() {
+    const IDLE: usize = 1100;
+    const HALF_SENT: usize = 1030;
+    // Both floods, the server's 1024 connections and the real sync's, with room to spare.
+    raise_open_file_limit(4096);
+    let server = Server::start();
+    let port = server.port;
+    // The old server took 25-28 s here; the desktop client gives up after 30 s.
+    let bound = Duration::from_secs(3);
+
+    // Half-sent bodies with no token, or one that is not valid, are refused at once.
+    let idle: Vec<TcpStream> = (0..IDLE).map(|_| connect(port).expect("connect")).collect();
+    let refused: Vec<TcpStream> = (0..HALF_SENT)
+        .map(|n| {
+            let token = (n % 2 == 1).then_some("tks_not_a_real_token");
+            let (stream, response) = refused_half_sent(port, token);
+            assert_eq!(response.status, 401, "{}", response.body);
+            assert_eq!(response.header("connection"), Some("close"));
+            stream
+        })
+        .collect();
+    let took = timed_real_sync(port);
+    println!(
+        "real sync past {IDLE} idle connections and {HALF_SENT} half-sent bodies without a \
+         valid token: {took:?}"
+    );
+    assert!(took < bound, "took {took:?}");
+    drop((idle, refused));
+
+    // With a valid token they hold their slots: the oldest are shed to make room, each told
+    // so, once no idle connection is left to shed.
+    let idle: Vec<TcpStream> = (0..IDLE).map(|_| connect(port).expect("connect")).collect();
+    let mut half_sent: Vec<TcpStream> = (0..HALF_SENT).map(|_| body_half_sent(port)).collect();
+    let took = timed_real_sync(port);
+    println!(
+        "real sync past {IDLE} idle connections and {HALF_SENT} half-sent bodies with a \
+         valid token: {took:?}"
+    );
+    assert!(took < bound, "took {took:?}");
+    let shed = read_response(&mut half_sent[0]).expect("an answer to the oldest");
+    assert_eq!(shed.status, 503, "{}", shed.body);
+    assert_eq!(shed.header("connection"), Some("close"));
+    assert_eq!(shed.header("retry-after"), Some("5"));
+    assert_eq!(
+        shed.json(),
+        json!({"error": "this request was still arriving when every connection slot was \
+            taken ([server] max_connections = 1024), so it was set aside for a newer one; \
+            nothing was changed, sync again"})
+    );
+    drop((idle, half_sent));
+}
+
+#[test]
+fn sigterm_is_acted_on_at_once_with_every_slot_taken() {
+    let mut server = Server::start_with_config(&config_with(
+        "[server]\nmax_connections = 4\nshutdown_grace_secs = 1",
+    ));
+    let mut half_sent: Vec<TcpStream> = (0..4).map(|_| body_half_sent(server.port)).collect();
+    // One more while all four are taken: the oldest body still arriving makes room.
+    let newcomer = connect(server.port).expect("connect");
+    let shed = read_response(&mut half_sent[0]).expect("the oldest is answered");
+    assert_eq!(shed.status, 503, "{}", shed.body);
+
+    let signalled = Instant::now();
+    server.signal("TERM");
+    server.wait_for_message("STOPPING=1");
+    let noticed = signalled.elapsed();
+    let (status, stderr) = server.wait_exit();
+    let stopped = signalled.elapsed();
+    println!("SIGTERM noticed after {noticed:?}, exited after {stopped:?}");
+    assert!(status.success(), "{stderr}");
+    assert!(noticed < Duration::from_secs(1), "{noticed:?}");
+    // The bodies still arriving had the 1 s grace period, then were cut off.
+    assert!(
+        stopped >= Duration::from_millis(900) && stopped < Duration::from_secs(3),
+        "{stopped:?}"
+    );
+    assert!(stderr.contains("grace period were cut off"), "{stderr}");
+    drop((half_sent, newcomer));
 }
