@@ -31,8 +31,8 @@ const MAX_HEAD_BYTES: usize = 64 * 1024;
 pub async fn run(listener: Listener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(ConnectionSlots::default());
-    let room = open_files::connection_room();
     let configured = state.config.borrow().max_connections;
+    let room = open_files::make_room(configured);
     if let Some(warning) = open_files::shortfall_warning(configured, room) {
         eprintln!("{warning}");
     }

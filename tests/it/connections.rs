@@ -1,11 +1,11 @@
 //! Connections a hostile or slow client holds open, and the listening socket: a bind path
 //! that is not a socket, answers sent before the body was read, errors the HTTP stack
 //! answers itself, the memory budget for bodies, keep-alive and request time limits, slots
-//! shed to make room for a real sync, and SIGTERM with every slot taken.
+//! shed to make room for a real sync, SIGTERM with every slot taken, and the open-file limit
+//! those slots need.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -94,31 +94,28 @@ fn closed_by_server(stream: &mut TcpStream) -> bool {
     }
 }
 
-/// Raises this process's soft limit on open files to `wanted` if it is lower (the server
-/// started afterwards inherits it), using util-linux's `prlimit` on our own pid.
+/// Raises this process's soft limit on open files to `wanted` if it is lower (a server
+/// started afterwards inherits it), as far as the hard limit allows.
 fn raise_open_file_limit(wanted: u64) {
-    let limits = std::fs::read_to_string("/proc/self/limits").expect("read /proc/self/limits");
-    let soft: u64 = limits
-        .lines()
-        .find_map(|line| line.strip_prefix("Max open files"))
-        .and_then(|values| values.split_whitespace().next())
-        .and_then(|soft| soft.parse().ok())
-        .expect("the open-file limit in /proc/self/limits");
-    if soft >= wanted {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes only to the struct it is given, which outlives the call.
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+        0
+    );
+    if limit.rlim_cur >= wanted {
         return;
     }
-    let status = Command::new("prlimit")
-        .args([
-            "--pid",
-            &std::process::id().to_string(),
-            &format!("--nofile={wanted}:"),
-        ])
-        .status()
-        .expect("run prlimit (util-linux)");
     assert!(
-        status.success(),
-        "this test needs {wanted} open files and the hard limit is lower: `ulimit -Hn {wanted}`"
+        limit.rlim_max >= wanted,
+        "this test needs {wanted} open files, over the hard limit: `ulimit -Hn {wanted}`"
     );
+    limit.rlim_cur = wanted;
+    // SAFETY: setrlimit only reads the struct it is given, which outlives the call.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
 }
 
 /// How long a real sync takes, from connecting to its whole answer, which must be a 200.
@@ -444,4 +441,39 @@ fn sigterm_is_acted_on_at_once_with_every_slot_taken() {
     );
     assert!(stderr.contains("grace period were cut off"), "{stderr}");
     drop((half_sent, newcomer));
+}
+
+// ---------------------------------------------------------------------------------------
+// Open-file limit
+// ---------------------------------------------------------------------------------------
+
+/// What a server started with the soft open-file limit `soft` (and the hard one `hard`, if
+/// given) says on stderr, up to its clean stop.
+fn stderr_with_open_file_limit(soft: u32, hard: Option<u32>) -> String {
+    let hard = hard.map_or(String::new(), |hard| format!("ulimit -H -n {hard}; "));
+    let script = format!(r#"ulimit -S -n {soft}; {hard}exec "$0" "$@""#);
+    let command = serve_command(
+        &["sh", "-c", &script],
+        &["--bind", "127.0.0.1", "--port", "0"],
+    );
+    let mut server = Server::spawn_command(dir_with_config(&config_with("")), command);
+    server.wait_for_message("READY=1");
+    server.stop_ok()
+}
+
+#[test]
+fn a_low_soft_open_file_limit_is_raised_and_one_too_low_to_raise_is_reported() {
+    // systemd's default soft limit for services, under a hard limit with room.
+    let stderr = stderr_with_open_file_limit(256, None);
+    assert!(!stderr.contains("warning"), "{stderr}");
+    let stderr = stderr_with_open_file_limit(256, Some(512));
+    assert!(
+        stderr.contains(
+            "warning: the open-file limit leaves room for 448 connections, fewer than [server] \
+             max_connections (1024); serving at most 448 at once. Raise the limit to at least \
+             1088 (`ulimit -Hn`, or LimitNOFILE= in the systemd service), or lower \
+             max_connections"
+        ),
+        "{stderr}"
+    );
 }
