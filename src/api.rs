@@ -37,14 +37,13 @@ pub struct AppState {
     pub body_budget: BodyBudget,
 }
 
-/// Seconds a device is asked to wait before syncing again when the database is locked.
-const BUSY_RETRY_AFTER_SECS: &str = "2";
-
 /// A response: a JSON body made whole, or a sync answer written as it is sent.
 type HttpResponse = Response<Either<Full<Bytes>, AnswerBody>>;
 
 /// Seconds a client is asked to wait before retrying a request refused for lack of room.
 const RETRY_AFTER_SECS: u64 = 5;
+/// Seconds a device is asked to wait before syncing again when the database is locked.
+const BUSY_RETRY_AFTER_SECS: u64 = 2;
 
 /// Routes one request; `tracker` follows it for the connection's slot. Never fails: every
 /// problem becomes a status and a JSON error body.
@@ -319,13 +318,18 @@ fn closing(mut response: HttpResponse) -> HttpResponse {
     response
 }
 
-/// A 503 that asks the client to retry in [`RETRY_AFTER_SECS`], closing the connection.
-fn retry_later(message: &str) -> Box<HttpResponse> {
-    let mut response = closing(error(StatusCode::SERVICE_UNAVAILABLE, message));
+/// `response`, asking the client to try again after `seconds`.
+fn retry_after(mut response: HttpResponse, seconds: u64) -> HttpResponse {
     response
         .headers_mut()
-        .insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
-    Box::new(response)
+        .insert(RETRY_AFTER, HeaderValue::from(seconds));
+    response
+}
+
+/// A 503 that asks the client to retry in [`RETRY_AFTER_SECS`], closing the connection.
+fn retry_later(message: &str) -> Box<HttpResponse> {
+    let refused = closing(error(StatusCode::SERVICE_UNAVAILABLE, message));
+    Box::new(retry_after(refused, RETRY_AFTER_SECS))
 }
 
 fn no_room_for_body(capacity: u64) -> Box<HttpResponse> {
@@ -379,15 +383,12 @@ fn method_not_allowed(allow: &'static str) -> HttpResponse {
 
 /// 503 for a database another process has locked: the device tries again shortly.
 fn database_busy() -> HttpResponse {
-    let mut response = error(
+    let busy = error(
         StatusCode::SERVICE_UNAVAILABLE,
         "the server's database is busy (locked by another process); nothing was changed, \
          sync again in a moment",
     );
-    response
-        .headers_mut()
-        .insert(RETRY_AFTER, HeaderValue::from_static(BUSY_RETRY_AFTER_SECS));
-    response
+    retry_after(busy, BUSY_RETRY_AFTER_SECS)
 }
 
 fn shutting_down() -> HttpResponse {

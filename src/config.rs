@@ -130,7 +130,7 @@ impl Default for ServerSection {
             max_bodies_in_flight_bytes: 48 * 1024 * 1024,
             header_read_timeout_secs: 30,
             request_timeout_secs: 120,
-            keep_alive_timeout_secs: 60,
+            keep_alive_timeout_secs: 20,
             max_connections: 1024,
             shutdown_grace_secs: 10,
         }
