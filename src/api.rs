@@ -102,9 +102,19 @@ async fn sync(
         Ok(received) => received,
         Err(response) => return *response,
     };
-    let sync_request = match protocol::parse_request(&body) {
+    let limits = protocol::Limits {
+        max_records: config.max_records_per_request,
+        max_text_bytes: config.max_text_bytes,
+    };
+    let sync_request = match protocol::parse_request(body, &limits) {
         Ok(sync_request) => sync_request,
-        Err(invalid) => return error(StatusCode::BAD_REQUEST, &invalid.0),
+        Err(refusal) => {
+            let status = match refusal {
+                protocol::Refusal::Invalid(_) => StatusCode::BAD_REQUEST,
+                protocol::Refusal::TooManyRecords { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            };
+            return error(status, &refusal.to_string());
+        }
     };
     let skew_allowance = config.clock_skew_allowance;
     match state

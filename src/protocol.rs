@@ -1,9 +1,21 @@
 //! The wire format of `POST /api/v1/sync`: strict validation of what clients send, and the
 //! defaults every outgoing record needs so the strictest client (desktop tickit) can parse it.
 //!
-//! Records stay JSON objects end to end, so fields this server does not know survive a round
-//! trip and strings (timestamps included) go back out byte for byte.
+//! A request's records stay JSON text, slices of its body, until the writer applies them one
+//! at a time: a request waiting for the writer costs about its body's size, not a tree of
+//! values many times that. Each record is decoded into a JSON object only to be validated or
+//! applied, so fields this server does not know survive a round trip and strings (timestamps
+//! included) go back out as they came.
 
+mod bounded;
+
+use std::fmt;
+
+use hyper::body::Bytes;
+use serde::Deserialize;
+use serde::de::{Deserializer, SeqAccess, Visitor};
+use serde_json::error::Category;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -48,10 +60,48 @@ pub struct SyncRequest {
     pub device_id: String,
     /// Instant (Unix nanoseconds) of the client's `last_sync`; `None` asks for everything.
     pub last_sync: Option<i64>,
-    pub changes: Vec<Change>,
+    pub changes: Vec<ReceivedChange>,
 }
 
-/// One incoming record version (a record or a tombstone), already validated.
+/// One incoming record version (a record or a tombstone), validated: what the store reads
+/// of every change before it applies any, and the record itself as the JSON text it came as.
+#[derive(Debug)]
+pub struct ReceivedChange {
+    pub kind: Kind,
+    /// The record's identity within its kind, exactly as the client sent it.
+    pub id: String,
+    /// True for a `deleted` record (a tombstone).
+    pub deleted: bool,
+    /// The version's instant in Unix nanoseconds: `updated_at`, or `deleted_at` for a tombstone.
+    pub version: i64,
+    /// True when the record says `"is_inbox": true` (a list that is its device's inbox).
+    pub is_inbox: bool,
+    /// The whole object as sent, `type` included: a slice of the request body.
+    text: Bytes,
+}
+
+impl ReceivedChange {
+    /// The change as the store applies it, its record decoded from the text. It was decoded
+    /// and validated once already, so this fails only if that text was somehow altered.
+    pub fn decode(&self) -> Result<Change, Invalid> {
+        let body = serde_json::from_slice(&self.text).map_err(|e| {
+            Invalid(format!(
+                "{} {}: its text no longer decodes ({e})",
+                self.kind.as_str(),
+                self.id
+            ))
+        })?;
+        Ok(Change {
+            kind: self.kind,
+            id: self.id.clone(),
+            deleted: self.deleted,
+            version: self.version,
+            body,
+        })
+    }
+}
+
+/// One record version as the store applies it: validated, and its object decoded.
 #[derive(Debug, Clone)]
 pub struct Change {
     pub kind: Kind,
@@ -69,37 +119,95 @@ pub struct Change {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Invalid(pub String);
 
-impl std::fmt::Display for Invalid {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Invalid {}
+
+/// How much one request may carry: the `[sync]` settings of the config.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `max_records_per_request`: a request with more records is refused whole.
+    pub max_records: usize,
+    /// `max_text_bytes`: a longer string anywhere in a record refuses the request.
+    pub max_text_bytes: usize,
+}
+
+/// Why a request was refused, by the answer it gets.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// It breaks the protocol or a limit on one record: 400 Bad Request.
+    Invalid(Invalid),
+    /// It carries more records than `[sync] max_records_per_request`: 413 Content Too Large.
+    TooManyRecords { count: usize, limit: usize },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Invalid(invalid) => invalid.fmt(f),
+            Refusal::TooManyRecords { count, limit } => write!(
+                f,
+                "the request carries {count} records, over this server's limit of {limit} \
+                 per request; raise [sync] max_records_per_request in the server's config.toml"
+            ),
+        }
+    }
+}
+
+impl From<Invalid> for Refusal {
+    fn from(invalid: Invalid) -> Refusal {
+        Refusal::Invalid(invalid)
     }
 }
 
 const PRIORITIES: [&str; 4] = ["low", "medium", "high", "urgent"];
 
-/// Parses and validates a request body; any fault refuses the whole request.
-pub fn parse_request(body: &[u8]) -> Result<SyncRequest, Invalid> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| Invalid(format!("request body is not valid JSON: {e}")))?;
-    let Value::Object(mut top) = value else {
-        return Err(Invalid(
-            "request body must be a JSON object with device_id, last_sync and changes".into(),
-        ));
-    };
+/// The top level of a request, its fields left as text.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    device_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    last_sync: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    changes: Option<&'a RawValue>,
+}
+
+/// Parses and validates a request body; any fault refuses the whole request. The records
+/// stay in `body`, which the request keeps.
+pub fn parse_request(body: Bytes, limits: &Limits) -> Result<SyncRequest, Refusal> {
+    const NOT_AN_OBJECT: &str =
+        "request body must be a JSON object with device_id, last_sync and changes";
+    let envelope: Envelope = serde_json::from_slice(&body).map_err(|e| match e.classify() {
+        Category::Data => Invalid(format!("{NOT_AN_OBJECT} ({e})")),
+        _ => Invalid(format!("request body is not valid JSON: {e}")),
+    })?;
+    // A derived struct also reads from an array of its fields.
+    if !body.trim_ascii_start().starts_with(b"{") {
+        return Err(Invalid(NOT_AN_OBJECT.into()).into());
+    }
+    let mut top = Map::new();
+    for (field, raw) in [
+        ("device_id", envelope.device_id),
+        ("last_sync", envelope.last_sync),
+    ] {
+        if let Some(raw) = raw {
+            top.insert(field.into(), bounded::decode(field, raw)?);
+        }
+    }
     let fields = Fields {
         at: String::new(),
         obj: &top,
     };
     let device_id = fields.uuid("device_id")?.to_string();
     let last_sync = fields.optional_timestamp("last_sync")?;
-    let changes = match top.remove("changes") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items
-            .into_iter()
-            .enumerate()
-            .map(|(index, item)| parse_change(&format!("changes[{index}]"), item))
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err(Invalid("changes: must be an array of records".into())),
+    let changes = match envelope.changes {
+        None => Vec::new(),
+        Some(changes) => receive_changes(&body, changes, limits)?,
     };
     Ok(SyncRequest {
         device_id,
@@ -108,17 +216,130 @@ pub fn parse_request(body: &[u8]) -> Result<SyncRequest, Invalid> {
     })
 }
 
+/// Validates the `changes` array one record at a time, keeping each as a slice of `body`.
+/// Past the record limit they are only counted, so the answer can say how many there were.
+fn receive_changes(
+    body: &Bytes,
+    changes: &RawValue,
+    limits: &Limits,
+) -> Result<Vec<ReceivedChange>, Refusal> {
+    let mut deserializer = serde_json::Deserializer::from_str(changes.get());
+    let read = deserializer
+        .deserialize_seq(ChangesVisitor { body, limits })
+        .map_err(|_| Invalid("changes: must be an array of records".into()))?;
+    if read.count > limits.max_records {
+        return Err(Refusal::TooManyRecords {
+            count: read.count,
+            limit: limits.max_records,
+        });
+    }
+    match read.fault {
+        Some(fault) => Err(fault.into()),
+        None => Ok(read.changes),
+    }
+}
+
+/// Reads the `changes` array: see [`receive_changes`].
+struct ChangesVisitor<'a> {
+    body: &'a Bytes,
+    limits: &'a Limits,
+}
+
+/// What [`ChangesVisitor`] read: the changes up to the first fault, and how many there were.
+struct ReadChanges {
+    changes: Vec<ReceivedChange>,
+    count: usize,
+    fault: Option<Invalid>,
+}
+
+impl<'de> Visitor<'de> for ChangesVisitor<'_> {
+    type Value = ReadChanges;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of records")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<ReadChanges, A::Error> {
+        let mut read = ReadChanges {
+            changes: Vec::new(),
+            count: 0,
+            fault: None,
+        };
+        while let Some(item) = items.next_element::<&RawValue>()? {
+            if read.count < self.limits.max_records && read.fault.is_none() {
+                let at = format!("changes[{}]", read.count);
+                match receive_change(&at, item, self.body, self.limits) {
+                    Ok(change) => read.changes.push(change),
+                    Err(fault) => read.fault = Some(fault),
+                }
+            }
+            read.count += 1;
+        }
+        Ok(read)
+    }
+}
+
+/// Validates one record, `item`, a slice of `body`; `at` names it in the error.
+fn receive_change(
+    at: &str,
+    item: &RawValue,
+    body: &Bytes,
+    limits: &Limits,
+) -> Result<ReceivedChange, Invalid> {
+    let record = as_object(at, bounded::decode(at, item)?)?;
+    if let Some((path, length)) = bounded::overlong_text(&record, limits.max_text_bytes) {
+        return Err(Invalid(format!(
+            "{at}{path}: is {length} bytes long, over this server's limit of {} bytes per \
+             text field; shorten it, or raise [sync] max_text_bytes in the server's config.toml",
+            limits.max_text_bytes
+        )));
+    }
+    let fields = Fields {
+        at: at.to_owned(),
+        obj: &record,
+    };
+    let (kind, id, deleted, version) = validate_record(&fields)?;
+    Ok(ReceivedChange {
+        kind,
+        id,
+        deleted,
+        version,
+        is_inbox: record.get("is_inbox") == Some(&Value::Bool(true)),
+        text: body.slice_ref(item.get().as_bytes()),
+    })
+}
+
+fn as_object(at: &str, item: Value) -> Result<Map<String, Value>, Invalid> {
+    match item {
+        Value::Object(body) => Ok(body),
+        _ => Err(Invalid(format!("{at}: must be a JSON object"))),
+    }
+}
+
 /// Parses and validates one record; `at` names it in the error (`changes[3]`).
 pub fn parse_change(at: &str, item: Value) -> Result<Change, Invalid> {
-    let at = at.to_owned();
-    let Value::Object(body) = item else {
-        return Err(Invalid(format!("{at}: must be a JSON object")));
+    let body = as_object(at, item)?;
+    let fields = Fields {
+        at: at.to_owned(),
+        obj: &body,
     };
-    let fields = Fields { at, obj: &body };
+    let (kind, id, deleted, version) = validate_record(&fields)?;
+    Ok(Change {
+        kind,
+        id,
+        deleted,
+        version,
+        body,
+    })
+}
+
+/// Validates a record's fields for its type; returns its kind, id, whether it is a
+/// tombstone, and its version's instant.
+fn validate_record(fields: &Fields) -> Result<(Kind, String, bool, i64), Invalid> {
     let record_type = fields.string("type")?;
-    let (kind, id, deleted, version) = match record_type {
+    Ok(match record_type {
         "task" => {
-            validate_task(&fields)?;
+            validate_task(fields)?;
             let id = fields.uuid_text("id")?;
             (Kind::Task, id, false, fields.timestamp("updated_at")?)
         }
@@ -163,13 +384,6 @@ pub fn parse_change(at: &str, item: Value) -> Result<Change, Invalid> {
                 &format!("must be one of task, list, tag, task_tag, deleted (got {other:?})"),
             ));
         }
-    };
-    Ok(Change {
-        kind,
-        id,
-        deleted,
-        version,
-        body,
     })
 }
 
@@ -541,10 +755,17 @@ const DEFAULT_TAG_COLOR: &str = "#89b4fa";
 mod tests {
     use super::*;
 
+    /// Limits no test request reaches.
+    const NO_LIMITS: Limits = Limits {
+        max_records: usize::MAX,
+        max_text_bytes: usize::MAX,
+    };
+
     /// A request body from tests/fixtures.
-    fn fixture(path: &str) -> Vec<u8> {
+    fn fixture(path: &str) -> Bytes {
         let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&full).unwrap_or_else(|e| panic!("cannot read {full}: {e}"))
+        let bytes = std::fs::read(&full).unwrap_or_else(|e| panic!("cannot read {full}: {e}"));
+        Bytes::from(bytes)
     }
 
     #[test]
@@ -556,14 +777,14 @@ mod tests {
             "mobile/full-sync-request.json",
             "mobile/incremental-request.json",
         ] {
-            parse_request(&fixture(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+            parse_request(fixture(path), &NO_LIMITS).unwrap_or_else(|e| panic!("{path}: {e}"));
         }
     }
 
     #[test]
     fn desktop_full_sync_has_kinds_versions_and_ids() {
         let raw = fixture("desktop-0.5.8/full-sync-request.json");
-        let request = parse_request(&raw).unwrap();
+        let request = parse_request(raw.clone(), &NO_LIMITS).unwrap();
         let json: Value = serde_json::from_slice(&raw).unwrap();
         assert_eq!(Some(request.device_id.as_str()), json["device_id"].as_str());
         assert_eq!(request.last_sync, None);
@@ -586,15 +807,19 @@ mod tests {
 
     #[test]
     fn mobile_task_without_tag_ids_gets_defaults() {
-        let request = parse_request(&fixture("mobile/full-sync-request.json")).unwrap();
-        let mut body = request.changes[1].body.clone();
+        let request = parse_request(fixture("mobile/full-sync-request.json"), &NO_LIMITS).unwrap();
+        let mut body = request.changes[1].decode().unwrap().body;
         fill_defaults(Kind::Task, &mut body);
         assert_eq!(body["tag_ids"], Value::Array(vec![]));
         assert_eq!(body["completed_at"], Value::Null);
     }
 
     fn refusal(body: &str) -> String {
-        parse_request(body.as_bytes()).unwrap_err().0
+        refusal_within(body, &NO_LIMITS).to_string()
+    }
+
+    fn refusal_within(body: &str, limits: &Limits) -> Refusal {
+        parse_request(Bytes::copy_from_slice(body.as_bytes()), limits).unwrap_err()
     }
 
     #[test]
@@ -620,6 +845,164 @@ mod tests {
             )),
             "changes[0].deleted_at: must be a string (got 5)"
         );
+    }
+
+    const DEVICE: &str = r#""device_id":"8555eb33-3505-42b5-b029-341b1734ad31""#;
+
+    /// A tag record whose `name` is `name` (JSON text, quotes included).
+    fn tag_named(name: &str) -> String {
+        format!(
+            r#"{{"type":"tag","id":"083f62a4-7e11-459f-9403-9136b2e4b7b8","name":{name},"created_at":"2026-11-24T22:45:21Z"}}"#
+        )
+    }
+
+    #[test]
+    fn a_record_stays_its_own_text_until_decoded_with_every_field() {
+        let record = r#"{"type":"task","id":"5d3c2b1a-0f9e-4d8c-b7a6-958473625140","title":"Caf\u00e9 \"plans\"\n😀","priority":"high","completed":false,"list_id":"7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d","created_at":"2026-11-24T21:10:05.120000000+01:00","updated_at":"2026-11-24T21:12:44.907000001Z","future":{"nested":["x",1.5,null,true],"big":18446744073709551615},"é":"ü"}"#;
+        let body = Bytes::from(format!(
+            r#"{{{DEVICE},"extra":[1,2],"changes":[ {record} ]}}"#
+        ));
+        let request = parse_request(body.clone(), &NO_LIMITS).unwrap();
+        let received = &request.changes[0];
+        assert_eq!(received.text, record.as_bytes());
+        assert!(
+            body.as_ptr_range().contains(&received.text.as_ptr()),
+            "the record is a slice of the body, not a copy"
+        );
+        let change = received.decode().unwrap();
+        let expected: Map<String, Value> = serde_json::from_str(record).unwrap();
+        assert_eq!(change.body, expected);
+        assert_eq!(change.body["title"], "Café \"plans\"\n😀");
+        assert_eq!(
+            change.body["created_at"],
+            "2026-11-24T21:10:05.120000000+01:00"
+        );
+        assert_eq!(
+            change.body["future"],
+            serde_json::json!({"nested": ["x", 1.5, null, true], "big": 18446744073709551615u64})
+        );
+        assert_eq!(change.body["é"], "ü");
+        assert_eq!(
+            (
+                change.kind,
+                change.id.as_str(),
+                change.deleted,
+                received.is_inbox
+            ),
+            (
+                Kind::Task,
+                "5d3c2b1a-0f9e-4d8c-b7a6-958473625140",
+                false,
+                false
+            )
+        );
+        assert_eq!(
+            change.version,
+            timestamp::parse_nanos("2026-11-24T21:12:44.907000001Z").unwrap()
+        );
+    }
+
+    #[test]
+    fn a_device_inbox_is_marked() {
+        let inbox = r#"{"type":"list","id":"e47412ad-4c51-467d-be5f-966fb7d0db5d","name":"Inbox","is_inbox":true,"created_at":"2026-11-24T22:45:21Z","updated_at":"2026-11-24T22:45:21Z"}"#;
+        let body = format!(r#"{{{DEVICE},"changes":[{inbox}]}}"#);
+        let request = parse_request(body.into(), &NO_LIMITS).unwrap();
+        assert!(request.changes[0].is_inbox);
+    }
+
+    #[test]
+    fn more_records_than_the_limit_are_counted_and_refused_whole() {
+        let limits = Limits {
+            max_records: 2,
+            ..NO_LIMITS
+        };
+        let two = [tag_named(r#""a""#), tag_named(r#""b""#)].join(",");
+        let within = format!(r#"{{{DEVICE},"changes":[{two}]}}"#);
+        assert_eq!(
+            parse_request(within.into(), &limits).unwrap().changes.len(),
+            2
+        );
+        // Too many is answered first, even when a record past the limit is invalid.
+        let over = format!(r#"{{{DEVICE},"changes":[{two},{{"type":"note"}},7]}}"#);
+        assert_eq!(
+            refusal_within(&over, &limits),
+            Refusal::TooManyRecords { count: 4, limit: 2 }
+        );
+        assert_eq!(
+            refusal_within(&over, &limits).to_string(),
+            "the request carries 4 records, over this server's limit of 2 per request; \
+             raise [sync] max_records_per_request in the server's config.toml"
+        );
+    }
+
+    #[test]
+    fn a_string_over_the_text_limit_is_refused_naming_where_it_is() {
+        // Ids and timestamps are strings too: the limit must leave room for them.
+        let limits = Limits {
+            max_text_bytes: 40,
+            ..NO_LIMITS
+        };
+        let at_limit = tag_named(&format!("{:?}", "n".repeat(40)));
+        let body = format!(r#"{{{DEVICE},"changes":[{at_limit}]}}"#);
+        assert!(parse_request(body.into(), &limits).is_ok());
+        let long_name = tag_named(&format!("{:?}", "n".repeat(41)));
+        assert_eq!(
+            refusal_within(&format!(r#"{{{DEVICE},"changes":[{long_name}]}}"#), &limits)
+                .to_string(),
+            "changes[0].name: is 41 bytes long, over this server's limit of 40 bytes per text \
+             field; shorten it, or raise [sync] max_text_bytes in the server's config.toml"
+        );
+        // Any string counts, in fields the server does not know too; é is two bytes.
+        let notes = format!(r#""a","later":{{"notes":["ok","{}"]}}"#, "é".repeat(21));
+        let body = format!(
+            r#"{{{DEVICE},"changes":[{at_limit},{}]}}"#,
+            tag_named(&notes)
+        );
+        assert_eq!(
+            refusal_within(&body, &limits).to_string(),
+            "changes[1].later.notes[1]: is 42 bytes long, over this server's limit of 40 bytes \
+             per text field; shorten it, or raise [sync] max_text_bytes in the server's \
+             config.toml"
+        );
+    }
+
+    #[test]
+    fn a_record_of_too_many_values_is_refused() {
+        let items = vec!["0"; 10_000].join(",");
+        let body = format!(
+            r#"{{{DEVICE},"changes":[{}]}}"#,
+            tag_named(&format!(r#""a","later":[{items}]"#))
+        );
+        assert_eq!(
+            refusal(&body),
+            "changes[0]: holds 10006 JSON values (fields, array items and what they hold), over \
+             the 10000 this server decodes in one piece; no Tickit client sends that"
+        );
+    }
+
+    #[test]
+    fn the_body_must_be_an_object_with_an_array_of_changes() {
+        let not_an_object =
+            "request body must be a JSON object with device_id, last_sync and changes";
+        assert_eq!(
+            refusal(r#"["8555eb33-3505-42b5-b029-341b1734ad31", null, []]"#),
+            not_an_object
+        );
+        assert!(refusal("5").starts_with(not_an_object), "{}", refusal("5"));
+        assert_eq!(
+            refusal(&format!(r#"{{{DEVICE},"changes":{{"a":1}}}}"#)),
+            "changes: must be an array of records"
+        );
+        assert_eq!(
+            refusal(&format!(r#"{{{DEVICE},"changes":[{{}}, 5]}}"#)),
+            "changes[0].type: is required"
+        );
+        assert_eq!(
+            refusal(&format!(r#"{{{DEVICE},"changes":[5]}}"#)),
+            "changes[0]: must be a JSON object"
+        );
+        let empty = parse_request(format!(r#"{{{DEVICE},"changes":null}}"#).into(), &NO_LIMITS);
+        assert!(empty.unwrap().changes.is_empty());
     }
 
     #[test]

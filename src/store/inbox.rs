@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
-use crate::protocol::{Change, Kind};
+use crate::protocol::{Change, Kind, ReceivedChange};
 
 /// The device of an inbox alias the server has not yet seen any device send as its own:
 /// the inboxes imported from the original server.
@@ -25,7 +25,7 @@ pub fn register_inboxes(
     tx: &Connection,
     account: &str,
     device: &str,
-    changes: &[Change],
+    changes: &[ReceivedChange],
 ) -> rusqlite::Result<Option<String>> {
     let mut account_inbox: Option<String> = tx
         .query_row(
@@ -34,11 +34,9 @@ pub fn register_inboxes(
             |row| row.get(0),
         )
         .optional()?;
-    let device_inboxes = changes.iter().filter(|change| {
-        change.kind == Kind::List
-            && !change.deleted
-            && change.body.get("is_inbox") == Some(&Value::Bool(true))
-    });
+    let device_inboxes = changes
+        .iter()
+        .filter(|change| change.kind == Kind::List && !change.deleted && change.is_inbox);
     for change in device_inboxes {
         if account_inbox.is_none() {
             tx.execute(
@@ -82,11 +80,10 @@ pub fn device_inbox(
 /// Rewrites a device's inbox id to the account inbox. Returns `None` for a change to drop:
 /// a delete of an inbox, which every device keeps.
 pub fn map_to_account(
-    change: &Change,
+    mut change: Change,
     account_inbox: Option<&String>,
     aliases: &HashSet<String>,
 ) -> Option<Change> {
-    let mut change = change.clone();
     let Some(account_inbox) = account_inbox else {
         return Some(change);
     };

@@ -22,7 +22,7 @@ use super::records::{load, postpone, store};
 use super::sent_through::record_feed;
 use super::tidy::{as_tidied_by_device, tidy_after_delete, tidy_references};
 use super::unknown_inbox;
-use crate::protocol::{Change, InboxRename, Kind, SyncRequest};
+use crate::protocol::{Change, InboxRename, Kind, ReceivedChange, SyncRequest};
 use crate::timestamp::format_server_time;
 
 /// What the server answers a sync request with, before it is put on the wire.
@@ -252,7 +252,7 @@ struct Scope<'a> {
 /// its own deletes to the records it sends (it moves a deleted list's tasks to its inbox
 /// without re-stamping them); and without a tombstone of a record the request also holds (the
 /// client keeps its tombstone after it receives the record back, and holds the record).
-fn in_order(changes: &[Change]) -> impl Iterator<Item = &Change> {
+fn in_order(changes: &[ReceivedChange]) -> impl Iterator<Item = &ReceivedChange> {
     let records: HashSet<(Kind, &str)> = changes
         .iter()
         .filter(|change| !change.deleted)
@@ -275,15 +275,19 @@ struct Applied {
     clock_offset: Option<i64>,
 }
 
-/// Maps, tells a re-stamp from an edit, tidies, and applies an edit by last-write-wins at
-/// the instant it competes at: its own time, but never later than its arrival.
+/// Decodes, maps, tells a re-stamp from an edit, tidies, and applies an edit by
+/// last-write-wins at the instant it competes at: its own time, but never later than its
+/// arrival.
 fn apply_change(
     tx: &Connection,
     clock: &mut Clock,
     scope: &Scope,
-    sent: &Change,
+    sent: &ReceivedChange,
 ) -> rusqlite::Result<Applied> {
-    let Some(change) = map_to_account(sent, scope.inbox, &scope.aliases) else {
+    let decoded = sent
+        .decode()
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let Some(change) = map_to_account(decoded, scope.inbox, &scope.aliases) else {
         return Ok(Applied::default());
     };
     let (account, device, kind) = (scope.account, scope.device, change.kind);

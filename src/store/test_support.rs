@@ -11,7 +11,7 @@ use super::inbox::InboxIds;
 use super::last_answer::LastAnswers;
 use super::schema::migrate;
 use super::sync::apply;
-use crate::protocol::{self, Kind, parse_request};
+use crate::protocol::{self, Kind, Limits, parse_request};
 
 pub const ACCOUNT: &str = "default";
 pub const LAPTOP: &str = "8555eb33-3505-42b5-b029-341b1734ad31";
@@ -27,6 +27,11 @@ pub const LONG_AGO: &str = "2000-01-01T00:00:00.000Z";
 pub const T0: &str = "2026-11-24T22:45:20.000000000Z";
 pub const T1: &str = "2026-11-24T22:45:21.000000001Z";
 pub const T2: &str = "2026-11-24T22:45:21.000000002Z";
+/// Limits no test request reaches.
+const NO_LIMITS: Limits = Limits {
+    max_records: usize::MAX,
+    max_text_bytes: usize::MAX,
+};
 /// The default skew allowance, 300 s.
 pub const ALLOWANCE: i64 = 300_000_000_000;
 
@@ -52,7 +57,7 @@ impl Database {
     /// reads its answer as the device receives it.
     pub fn sync(&mut self, device: &str, last_sync: Option<&str>, changes: &[Value]) -> Answer {
         let body = json!({ "device_id": device, "last_sync": last_sync, "changes": changes });
-        let request = parse_request(body.to_string().as_bytes()).unwrap();
+        let request = parse_request(body.to_string().into(), &NO_LIMITS).unwrap();
         let mut outcome = apply(
             &self.conn,
             &mut self.clock,
