@@ -14,6 +14,7 @@ mod desktop_replay;
 mod harness;
 mod http_errors;
 mod lifecycle;
+mod limits;
 mod original_tokens;
 mod switch_from_original;
 mod sync_rules;
