@@ -247,9 +247,14 @@ impl Server {
         }
     }
 
+    /// The server's process id (0 once it has exited).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// Sends a signal (`TERM`, `HUP`, `KILL`, ...) to the server.
     pub fn signal(&self, name: &str) {
-        let pid = self.child.as_ref().map_or(0, Child::id);
+        let pid = self.pid();
         let status = Command::new("kill")
             .args([format!("-{name}"), pid.to_string()])
             .status()

@@ -15,6 +15,7 @@ mod harness;
 mod http_errors;
 mod lifecycle;
 mod limits;
+mod memory;
 mod original_tokens;
 mod switch_from_original;
 mod sync_rules;
