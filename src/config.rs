@@ -163,7 +163,7 @@ impl Default for SyncSection {
     fn default() -> Self {
         SyncSection {
             clock_skew_allowance_secs: 300,
-            max_records_per_request: 50_000,
+            max_records_per_request: 20_000,
             max_text_bytes: 64 * 1024,
         }
     }
@@ -421,8 +421,10 @@ path = "tickit-sync.sqlite"
 # server's by up to this much never skip uploading a change.
 clock_skew_allowance_secs = {skew}
 # Records one sync request may carry; a device with more gets 413 naming this setting.
+# Every other sync waits while one is applied: 20000 records take about a second.
 max_records_per_request = {max_records}
-# Bytes one text field of a record (a title, a description) may hold; longer gets 400.
+# Bytes any one string of a record (a title, a description, its id) may hold; longer
+# gets 400 naming this setting.
 max_text_bytes = {max_text}
 
 # Tokens: add one per device with `tickit-sync token --name NAME`; it is stored hashed.
