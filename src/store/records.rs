@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use super::clock::Clock;
 use super::fingerprint;
 use super::sent_through::keep_before_replacing;
+use super::tidy::index_tag_references;
 use crate::protocol::{Change, Kind};
 
 /// A row of the records table.
@@ -56,7 +57,8 @@ pub fn load(
     .optional()
 }
 
-/// Writes a version with a fresh stamp; `origin` is the device that sent it, if any.
+/// Writes a version with a fresh stamp; `origin` is the device that sent it, if any. A
+/// task's tag references are kept in step (see `tidy`).
 pub fn store(
     tx: &Connection,
     clock: &mut Clock,
@@ -87,6 +89,9 @@ pub fn store(
         fingerprint::content(change.kind, change.deleted, &change.body),
         fingerprint::updated_at(change.deleted, &change.body),
     ])?;
+    if change.kind == Kind::Task {
+        index_tag_references(tx, account, change)?;
+    }
     Ok(())
 }
 

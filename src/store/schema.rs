@@ -73,6 +73,24 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE devices DROP COLUMN last_received_at;
     ALTER TABLE devices DROP COLUMN last_server_time;
     ALTER TABLE devices DROP COLUMN last_last_sync;",
+    // 5: a list or tag delete finds the tasks it tidies by index (`tidy`), not by reading
+    // every task of the account: live tasks by their list, and each tag a live task's
+    // `tag_ids` holds (kept by `records::store`, filled here from the stored tasks).
+    // (A partial index on records would make SQLite re-prepare every statement that binds
+    // `kind` or `deleted` each time it runs, to check the index still applies.)
+    "CREATE INDEX records_by_list ON records (account, json_extract(body, '$.list_id'));
+    CREATE TABLE tag_references (
+        account TEXT NOT NULL,
+        tag     TEXT NOT NULL,
+        task    TEXT NOT NULL,
+        PRIMARY KEY (account, tag, task)
+    ) WITHOUT ROWID;
+    CREATE INDEX tag_references_by_task ON tag_references (account, task);
+    INSERT OR IGNORE INTO tag_references (account, tag, task)
+        SELECT r.account, t.value, r.id
+        FROM records AS r, json_each(r.body, '$.tag_ids') AS t
+        WHERE r.kind = 'task' AND r.deleted = 0
+          AND json_type(r.body, '$.tag_ids') = 'array' AND t.type = 'text';",
 ];
 
 /// Brings the schema up to date, refusing a database written by a newer release.
@@ -134,6 +152,45 @@ mod tests {
             .unwrap();
         assert_eq!(fingerprint.len(), 32);
         assert_eq!(updated_at, 1_795_560_322_000_000_000);
+    }
+
+    #[test]
+    fn upgrading_from_schema_4_indexes_the_tags_of_stored_live_tasks() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for (index, sql) in MIGRATIONS[..4].iter().enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", index + 1).unwrap();
+        }
+        let mut insert = conn
+            .prepare(
+                "INSERT INTO records (account, kind, id, deleted, version, stamp, body)
+                 VALUES (?1, ?2, ?3, ?4, 1, 1, ?5)",
+            )
+            .unwrap();
+        for (account, kind, id, deleted, body) in [
+            ("a", "task", "t1", false, r#"{"tag_ids":["x","y","x",7]}"#),
+            ("b", "task", "t1", false, r#"{"tag_ids":["x"]}"#),
+            ("a", "task", "t2", true, r#"{"tag_ids":["x"]}"#),
+            ("a", "task", "t3", false, r#"{"tag_ids":"x"}"#),
+            ("a", "task", "t4", false, r#"{}"#),
+            ("a", "tag", "x", false, r#"{"tag_ids":["y"]}"#),
+        ] {
+            insert
+                .execute(rusqlite::params![account, kind, id, deleted, body])
+                .unwrap();
+        }
+        drop(insert);
+        migrate(&mut conn).unwrap();
+        let references: Vec<(String, String, String)> = conn
+            .prepare("SELECT account, tag, task FROM tag_references ORDER BY account, tag")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let expected = [("a", "x", "t1"), ("a", "y", "t1"), ("b", "x", "t1")]
+            .map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()));
+        assert_eq!(references, expected);
     }
 
     #[test]

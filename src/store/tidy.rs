@@ -1,5 +1,7 @@
 //! Referential tidying: a task never points at a deleted list or tag, whether the delete
-//! arrives before the task (the upload is tidied) or after it (the stored tasks are).
+//! arrives before the task (the upload is tidied) or after it (the stored tasks are). The
+//! stored tasks a delete changes are found by index, a list's through `records_by_list` and
+//! a tag's through `tag_references`, which this module keeps in step with every task write.
 
 use std::collections::HashSet;
 
@@ -101,10 +103,23 @@ pub fn as_tidied_by_device(
     Ok(tidied)
 }
 
+/// The live tasks of a list, through the `records_by_list` index.
+const TASKS_OF_LIST: &str = "SELECT id, version, body, updated_at FROM records
+     WHERE account = ?1 AND json_extract(body, '$.list_id') = ?2
+       AND kind = 'task' AND deleted = 0
+     ORDER BY id";
+/// The live tasks whose `tag_ids` hold a tag, through its `tag_references`.
+const TASKS_WITH_TAG: &str = "SELECT r.id, r.version, r.body, r.updated_at
+     FROM tag_references AS t
+     JOIN records AS r ON r.account = t.account AND r.kind = 'task' AND r.id = t.task
+     WHERE t.account = ?1 AND t.tag = ?2 AND r.deleted = 0
+     ORDER BY t.task";
+
 /// After a list or tag is deleted, moves its tasks to the inbox or strips the tag from them.
 /// A tidied task is a server edit with a new stamp and no origin, so every device receives
 /// it; it keeps the instant it competes at, so an edit made before the delete still beats
-/// it when it arrives later (and is tidied in turn).
+/// it when it arrives later (and is tidied in turn). The tasks are found by index: the work
+/// grows with the tasks the delete changes, not with the account.
 pub fn tidy_after_delete(
     tx: &Connection,
     clock: &mut Clock,
@@ -113,16 +128,8 @@ pub fn tidy_after_delete(
     deleted: &Change,
 ) -> rusqlite::Result<()> {
     let query = match deleted.kind {
-        Kind::List if account_inbox.is_some() => {
-            "SELECT id, version, body, updated_at FROM records
-             WHERE account = ?1 AND kind = 'task' AND deleted = 0
-               AND json_extract(body, '$.list_id') = ?2"
-        }
-        Kind::Tag => {
-            "SELECT id, version, body, updated_at FROM records
-             WHERE account = ?1 AND kind = 'task' AND deleted = 0
-               AND EXISTS (SELECT 1 FROM json_each(body, '$.tag_ids') WHERE value = ?2)"
-        }
+        Kind::List if account_inbox.is_some() => TASKS_OF_LIST,
+        Kind::Tag => TASKS_WITH_TAG,
         _ => return Ok(()),
     };
     type Affected = (String, i64, String, Option<i64>);
@@ -148,4 +155,87 @@ pub fn tidy_after_delete(
         ensure_applied(tx, clock, account, Kind::Task, &tidied.id, updated_at)?;
     }
     Ok(())
+}
+
+/// Keeps `tag_references` in step with a task's stored version (called by `records::store`,
+/// the one way a stored record changes): a live task references each tag its `tag_ids`
+/// holds, a tombstone none.
+pub fn index_tag_references(tx: &Connection, account: &str, task: &Change) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM tag_references WHERE account = ?1 AND task = ?2")?
+        .execute(params![account, task.id])?;
+    let Some(Value::Array(tag_ids)) = task.body.get("tag_ids").filter(|_| !task.deleted) else {
+        return Ok(());
+    };
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO tag_references (account, tag, task) VALUES (?1, ?2, ?3)",
+    )?;
+    for tag in tag_ids.iter().filter_map(Value::as_str) {
+        insert.execute(params![account, tag, task.id])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_support::*;
+
+    /// The query's plan, one line per step.
+    fn plan(conn: &Connection, query: &str) -> Vec<String> {
+        conn.prepare(&format!("EXPLAIN QUERY PLAN {query}"))
+            .unwrap()
+            .query_map(params![ACCOUNT, WORK], |row| row.get(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_delete_finds_its_tasks_by_index_never_by_reading_the_account() {
+        let db = Database::new();
+        let by_list = plan(db.connection(), TASKS_OF_LIST);
+        let by_tag = plan(db.connection(), TASKS_WITH_TAG);
+        // One lookup per step, in the order wanted: no scan, no sort.
+        assert_eq!(
+            by_list,
+            ["SEARCH records USING INDEX records_by_list (account=? AND <expr>=? AND kind=?)"]
+        );
+        assert_eq!(
+            by_tag,
+            [
+                "SEARCH t USING PRIMARY KEY (account=? AND tag=?)",
+                "SEARCH r USING PRIMARY KEY (account=? AND kind=? AND id=?)",
+            ]
+        );
+    }
+
+    #[test]
+    fn tag_references_follow_each_stored_version_of_a_task() {
+        const OTHER: &str = "3c1d2e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f";
+        let mut db = Database::new();
+        let references = |db: &Database| -> String {
+            db.value(&format!(
+                "SELECT COALESCE(group_concat(tag, ' '), '') FROM
+                   (SELECT tag FROM tag_references WHERE task = '{REPORT}' ORDER BY tag)"
+            ))
+        };
+        db.sync(
+            LAPTOP,
+            None,
+            &[task("Buy milk", WORK, &[ERRANDS, OTHER], T0)],
+        );
+        assert_eq!(references(&db), format!("{ERRANDS} {OTHER}"));
+        db.sync(LAPTOP, None, &[task("Buy milk", WORK, &[OTHER], T1)]);
+        assert_eq!(references(&db), OTHER);
+        // A tag the task no longer holds: its delete leaves the task alone.
+        let before = db.row(Kind::Task, REPORT).unwrap();
+        db.sync(PHONE, None, &[deleted(ERRANDS, "tag", T2)]);
+        assert_eq!(db.row(Kind::Task, REPORT).unwrap(), before);
+        db.sync(PHONE, None, &[deleted(REPORT, "task", T2)]);
+        assert_eq!(references(&db), "");
+        // Nor does a delete of a tag a deleted task held bring the task back.
+        db.sync(PHONE, None, &[deleted(OTHER, "tag", T2)]);
+        let (_, _, stored) = db.row(Kind::Task, REPORT).unwrap();
+        assert_eq!(stored, deleted(REPORT, "task", T2));
+    }
 }
