@@ -25,7 +25,7 @@ use argh::FromArgs;
 use serde_json::Value;
 
 use crate::client::Target;
-use crate::scenario::{Scenario, Settings};
+use crate::scenario::{Deletes, Scenario, Settings};
 use crate::stats::Memory;
 
 /// Runs one load scenario against a running tickit-sync server and prints one JSON line.
@@ -40,7 +40,7 @@ struct Args {
     /// the server's process id, to read its memory (VmRSS) from /proc
     #[argh(option)]
     pid: u32,
-    /// poll, push, feed, households or full
+    /// poll, push, feed, households, full or tidy
     #[argh(option)]
     scenario: Scenario,
     /// seconds the timed phase lasts (default 10)
@@ -49,9 +49,18 @@ struct Args {
     /// devices of the single-account scenarios (default 16)
     #[argh(option, default = "16")]
     devices: usize,
-    /// tasks the full scenario seeds (default 10000)
+    /// tasks the full and tidy scenarios seed (default 10000)
     #[argh(option, default = "10000")]
     tasks: usize,
+    /// lists or tags the tidy scenario deletes in one request (default 2000)
+    #[argh(option, default = "2000")]
+    tombstones: usize,
+    /// what the tidy scenario deletes: lists, tags or both (default tags)
+    #[argh(option, default = "Deletes::Tags")]
+    deletes: Deletes,
+    /// tasks the tidy scenario's deleting request also uploads (default 0)
+    #[argh(option, default = "0")]
+    upload_tasks: usize,
     /// accounts of the households scenario, 3 devices each (default 1000)
     #[argh(option, default = "1000")]
     households: usize,
@@ -122,10 +131,14 @@ async fn settings(args: &Args) -> Result<Settings, String> {
         run_for: Duration::from_secs(args.seconds),
         devices: args.devices,
         tasks: args.tasks,
+        tombstones: args.tombstones,
+        deletes: args.deletes,
+        upload_tasks: args.upload_tasks,
         households: args.households,
         gzip: args.gzip,
         strict: !args.original,
         keep_alive: args.keep_alive,
+        pid: args.pid,
     })
 }
 

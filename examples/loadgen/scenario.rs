@@ -5,6 +5,7 @@ mod full;
 mod households;
 mod poll;
 mod push;
+mod tidy;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -28,6 +29,9 @@ pub enum Scenario {
     Households,
     /// A full sync of an account seeded with many tasks.
     Full,
+    /// One request deleting the lists or tags of many stored tasks, while another account
+    /// syncs.
+    Tidy,
 }
 
 impl Scenario {
@@ -39,6 +43,7 @@ impl Scenario {
             Self::Feed => "feed",
             Self::Households => "households",
             Self::Full => "full",
+            Self::Tidy => "tidy",
         }
     }
 
@@ -50,6 +55,7 @@ impl Scenario {
             Self::Feed => feed::run(settings).await,
             Self::Households => households::run(settings).await,
             Self::Full => full::run(settings).await,
+            Self::Tidy => tidy::run(settings).await,
         }
     }
 }
@@ -64,12 +70,46 @@ impl FromStr for Scenario {
             Self::Feed,
             Self::Households,
             Self::Full,
+            Self::Tidy,
         ]
         .into_iter()
         .find(|scenario| scenario.name() == name)
         .ok_or_else(|| {
-            format!("unknown scenario {name:?}; one of poll, push, feed, households, full")
+            format!("unknown scenario {name:?}; one of poll, push, feed, households, full, tidy")
         })
+    }
+}
+
+/// What the tidy scenario deletes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deletes {
+    /// Lists only.
+    Lists,
+    /// Tags only.
+    Tags,
+    /// Half lists, half tags.
+    Both,
+}
+
+impl Deletes {
+    /// Its name on the command line and in the result line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Lists => "lists",
+            Self::Tags => "tags",
+            Self::Both => "both",
+        }
+    }
+}
+
+impl FromStr for Deletes {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        [Self::Lists, Self::Tags, Self::Both]
+            .into_iter()
+            .find(|deletes| deletes.name() == name)
+            .ok_or_else(|| format!("unknown --deletes {name:?}; one of lists, tags, both"))
     }
 }
 
@@ -83,8 +123,14 @@ pub struct Settings {
     pub run_for: Duration,
     /// Devices of the single-account scenarios.
     pub devices: usize,
-    /// Tasks the full scenario seeds.
+    /// Tasks the full and tidy scenarios seed.
     pub tasks: usize,
+    /// Lists or tags the tidy scenario deletes in one request.
+    pub tombstones: usize,
+    /// Which the tidy scenario deletes.
+    pub deletes: Deletes,
+    /// Tasks the tidy scenario's deleting request also uploads.
+    pub upload_tasks: usize,
     /// Accounts of the households scenario.
     pub households: usize,
     /// Ask for gzipped answers (`Accept-Encoding: gzip`) on every sync.
@@ -93,6 +139,8 @@ pub struct Settings {
     pub strict: bool,
     /// Households devices keep their connection between syncs.
     pub keep_alive: bool,
+    /// The server's process id.
+    pub pid: u32,
 }
 
 impl Settings {
