@@ -75,22 +75,44 @@ fn update_own_rows(
 }
 
 /// Before a record's stored version is replaced: every device that holds it through its
-/// `sent_through` gets a row of its own, so what it holds is still known after.
+/// `sent_through` gets a row of its own, so what it holds is still known after. Each row is
+/// its own single-row insert: SQLite keeps a statement journal for a statement that may write
+/// several rows, and ends each such statement by walking the in-memory journal of the whole
+/// request, so a large request's cost grew with the square of the records it replaced.
 pub fn keep_before_replacing(
     tx: &Connection,
     account: &str,
     kind: crate::protocol::Kind,
     id: &str,
 ) -> rusqlite::Result<()> {
-    tx.prepare_cached(
+    type Held = (String, Vec<u8>, String, Option<i64>);
+    let holders: Vec<Held> = tx
+        .prepare_cached(
+            "SELECT d.device, r.fingerprint, r.body, r.updated_at
+             FROM records r JOIN devices d ON d.account = r.account
+             WHERE r.account = ?1 AND r.kind = ?2 AND r.id = ?3 AND r.stamp <= d.sent_through",
+        )?
+        .query_map(params![account, kind.as_str(), id], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut insert = tx.prepare_cached(
         "INSERT INTO device_copies
            (account, kind, id, device, fingerprint, body, updated_at, sent_at)
-         SELECT r.account, r.kind, r.id, d.device, r.fingerprint, r.body, r.updated_at, NULL
-         FROM records r JOIN devices d ON d.account = r.account
-         WHERE r.account = ?1 AND r.kind = ?2 AND r.id = ?3 AND r.stamp <= d.sent_through
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)
          ON CONFLICT (account, kind, id, device) DO NOTHING",
-    )?
-    .execute(params![account, kind.as_str(), id])?;
+    )?;
+    for (device, fingerprint, body, updated_at) in holders {
+        insert.execute(params![
+            account,
+            kind.as_str(),
+            id,
+            device,
+            fingerprint,
+            body,
+            updated_at
+        ])?;
+    }
     Ok(())
 }
 
