@@ -18,7 +18,7 @@ use super::delivery::ensure_applied;
 use super::inbox::OWNER_UNKNOWN;
 use super::open_migrated;
 use super::records::{load, newest_stamp, store};
-use super::tidy::tidy_after_delete;
+use super::tidy::tidy_after_deletes;
 use super::unknown_inbox::transit_id;
 use crate::protocol::{Change, Kind};
 
@@ -289,16 +289,17 @@ impl Target<'_> {
                 && (self.inbox_ids.contains(&tombstone.id)
                     || self.account_inbox.as_ref() == Some(&tombstone.id))
         };
+        let mut stored = Vec::new();
         for tombstone in tombstones.iter().filter(|t| !deletes_an_inbox(t)) {
             if put(self.tx, clock, self.account, tombstone, self.now)? {
-                let inbox = self.account_inbox.as_ref();
-                tidy_after_delete(self.tx, clock, self.account, inbox, tombstone)?;
+                stored.push(tombstone);
                 report.tombstones += 1;
             } else {
                 report.kept_newer += 1;
             }
         }
-        Ok(())
+        let inbox = self.account_inbox.as_ref();
+        tidy_after_deletes(self.tx, clock, self.account, inbox, stored)
     }
 
     /// Points the task at the account inbox when it was in some device's inbox (a renaming,

@@ -20,7 +20,7 @@ use super::inbox::{InboxIds, device_inbox, inbox_aliases, map_to_account, regist
 use super::last_answer::{LastAnswer, LastAnswers, feed_after};
 use super::records::{load, postpone, store};
 use super::sent_through::record_feed;
-use super::tidy::{as_tidied_by_device, tidy_after_delete, tidy_references};
+use super::tidy::{as_tidied_by_device, tidy_after_deletes, tidy_references};
 use super::unknown_inbox;
 use crate::protocol::{Change, InboxRename, Kind, ReceivedChange, SyncRequest};
 use crate::timestamp::format_server_time;
@@ -101,8 +101,19 @@ pub fn apply(
         last_answer.as_ref(),
         request.last_sync,
     ));
-    for change in in_order(&request.changes) {
-        let applied = apply_change(tx, clock, &scope, change)?;
+    let (deletes, records) = in_order(&request.changes);
+    let mut applied = Vec::with_capacity(request.changes.len());
+    for change in deletes {
+        applied.push(apply_change(tx, clock, &scope, change)?);
+    }
+    let deleted = applied
+        .iter()
+        .filter_map(|applied| applied.deleted.as_ref());
+    tidy_after_deletes(tx, clock, account, scope.inbox, deleted)?;
+    for change in records {
+        applied.push(apply_change(tx, clock, &scope, change)?);
+    }
+    for applied in applied {
         conflicts.extend(applied.conflict);
         to_resend.extend(applied.resend);
         offsets.extend(applied.clock_offset);
@@ -248,11 +259,18 @@ struct Scope<'a> {
     deleted_by_device: HashSet<(Kind, String)>,
 }
 
-/// The request's changes in the order they are applied: deletes first, as the client applied
-/// its own deletes to the records it sends (it moves a deleted list's tasks to its inbox
-/// without re-stamping them); and without a tombstone of a record the request also holds (the
-/// client keeps its tombstone after it receives the record back, and holds the record).
-fn in_order(changes: &[ReceivedChange]) -> impl Iterator<Item = &ReceivedChange> {
+/// The request's changes in the order they are applied, its deletes and then its records:
+/// deletes first, as the client applied its own deletes to the records it sends (it moves a
+/// deleted list's tasks to its inbox without re-stamping them), and the stored tasks they
+/// leave dangling are tidied in between; and without a tombstone of a record the request
+/// also holds (the client keeps its tombstone after it receives the record back, and holds
+/// the record).
+fn in_order(
+    changes: &[ReceivedChange],
+) -> (
+    impl Iterator<Item = &ReceivedChange>,
+    impl Iterator<Item = &ReceivedChange>,
+) {
     let records: HashSet<(Kind, &str)> = changes
         .iter()
         .filter(|change| !change.deleted)
@@ -261,7 +279,7 @@ fn in_order(changes: &[ReceivedChange]) -> impl Iterator<Item = &ReceivedChange>
     let deletes = changes.iter().filter(move |change| {
         change.deleted && !records.contains(&(change.kind, change.id.as_str()))
     });
-    deletes.chain(changes.iter().filter(|change| !change.deleted))
+    (deletes, changes.iter().filter(|change| !change.deleted))
 }
 
 /// What became of one incoming change.
@@ -273,6 +291,9 @@ struct Applied {
     resend: Option<(Kind, String)>,
     /// How far ahead of the server's the device's clock was when it re-stamped this record.
     clock_offset: Option<i64>,
+    /// The tombstone stored, whose list's or tag's tasks are tidied once all the request's
+    /// deletes are stored: a task that points at several of them is rewritten once.
+    deleted: Option<Change>,
 }
 
 /// Decodes, maps, tells a re-stamp from an edit, tidies, and applies an edit by
@@ -329,6 +350,7 @@ fn apply_change(
     });
     let decision = decide(&incoming, stored_version.as_ref());
     let written_again_later = stored.as_ref().is_some_and(|row| row.version < instant);
+    let mut deleted = None;
     if decision == Decision::Same && written_again_later {
         // The same content written again later (by another device, or an edit that tidying
         // undid): it competes from now on at the later instant, but is no change to send.
@@ -343,7 +365,7 @@ fn apply_change(
         let replaced = stored.and_then(|row| row.updated_at);
         ensure_applied(tx, clock, account, kind, &change.id, replaced)?;
         if change.deleted {
-            tidy_after_delete(tx, clock, account, scope.inbox, &change)?;
+            deleted = Some(change.clone());
         }
     }
     // A task-tag link has no id of its own, and `conflicts` must hold UUIDs (the desktop
@@ -351,6 +373,7 @@ fn apply_change(
     let has_uuid = kind != Kind::TaskTag || change.deleted;
     Ok(Applied {
         conflict: (decision == Decision::Lose && has_uuid).then(|| sent.id.clone()),
+        deleted,
         ..deliver(tx, clock, account, &change, &upload)?
     })
 }

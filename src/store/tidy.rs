@@ -3,14 +3,14 @@
 //! stored tasks a delete changes are found by index, a list's through `records_by_list` and
 //! a tag's through `tag_references`, which this module keeps in step with every task write.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use rusqlite::{Connection, params};
 use serde_json::{Map, Value};
 
 use super::clock::Clock;
 use super::delivery::ensure_applied;
-use super::records::{is_deleted, store};
+use super::records::{is_deleted, load, store};
 use crate::protocol::{Change, Kind};
 
 /// A task that points at a deleted list moves to the inbox; deleted tags leave its `tag_ids`.
@@ -104,55 +104,47 @@ pub fn as_tidied_by_device(
 }
 
 /// The live tasks of a list, through the `records_by_list` index.
-const TASKS_OF_LIST: &str = "SELECT id, version, body, updated_at FROM records
+const TASKS_OF_LIST: &str = "SELECT id FROM records
      WHERE account = ?1 AND json_extract(body, '$.list_id') = ?2
-       AND kind = 'task' AND deleted = 0
-     ORDER BY id";
-/// The live tasks whose `tag_ids` hold a tag, through its `tag_references`.
-const TASKS_WITH_TAG: &str = "SELECT r.id, r.version, r.body, r.updated_at
-     FROM tag_references AS t
-     JOIN records AS r ON r.account = t.account AND r.kind = 'task' AND r.id = t.task
-     WHERE t.account = ?1 AND t.tag = ?2 AND r.deleted = 0
-     ORDER BY t.task";
+       AND kind = 'task' AND deleted = 0";
+/// The live tasks whose `tag_ids` hold a tag.
+const TASKS_WITH_TAG: &str = "SELECT task FROM tag_references WHERE account = ?1 AND tag = ?2";
 
-/// After a list or tag is deleted, moves its tasks to the inbox or strips the tag from them.
-/// A tidied task is a server edit with a new stamp and no origin, so every device receives
-/// it; it keeps the instant it competes at, so an edit made before the delete still beats
-/// it when it arrives later (and is tidied in turn). The tasks are found by index: the work
-/// grows with the tasks the delete changes, not with the account.
-pub fn tidy_after_delete(
+/// After lists or tags are deleted, moves their tasks to the inbox and strips the tags from
+/// them, each task once however many of its list and tags went. A tidied task is a server
+/// edit with a new stamp and no origin, so every device receives it; it keeps the instant it
+/// competes at, so an edit made before the delete still beats it when it arrives later (and
+/// is tidied in turn). The tasks are found by index: the work grows with the tasks the
+/// deletes change, not with the account.
+pub fn tidy_after_deletes<'a>(
     tx: &Connection,
     clock: &mut Clock,
     account: &str,
     account_inbox: Option<&String>,
-    deleted: &Change,
+    deleted: impl IntoIterator<Item = &'a Change>,
 ) -> rusqlite::Result<()> {
-    let query = match deleted.kind {
-        Kind::List if account_inbox.is_some() => TASKS_OF_LIST,
-        Kind::Tag => TASKS_WITH_TAG,
-        _ => return Ok(()),
-    };
-    type Affected = (String, i64, String, Option<i64>);
-    let affected: Vec<Affected> = tx
-        .prepare_cached(query)?
-        .query_map(params![account, deleted.id], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    for (id, version, body, updated_at) in affected {
-        let Ok(body) = serde_json::from_str::<Map<String, Value>>(&body) else {
+    let mut tasks: BTreeSet<String> = BTreeSet::new();
+    for deleted in deleted {
+        let query = match deleted.kind {
+            Kind::List if account_inbox.is_some() => TASKS_OF_LIST,
+            Kind::Tag => TASKS_WITH_TAG,
+            _ => continue,
+        };
+        let mut statement = tx.prepare_cached(query)?;
+        for id in statement.query_map(params![account, deleted.id], |row| row.get(0))? {
+            tasks.insert(id?);
+        }
+    }
+    for id in tasks {
+        let Some(row) = load(tx, account, Kind::Task, &id)? else {
             continue;
         };
-        let task = Change {
-            kind: Kind::Task,
-            id,
-            deleted: false,
-            version,
-            body,
-        };
-        let (tidied, _) = tidy_references(tx, account, account_inbox, task)?;
-        store(tx, clock, account, None, &tidied)?;
-        ensure_applied(tx, clock, account, Kind::Task, &tidied.id, updated_at)?;
+        let task = row.to_change(Kind::Task, &id);
+        let (tidied, changed) = tidy_references(tx, account, account_inbox, task)?;
+        if changed {
+            store(tx, clock, account, None, &tidied)?;
+            ensure_applied(tx, clock, account, Kind::Task, &id, row.updated_at)?;
+        }
     }
     Ok(())
 }
@@ -179,6 +171,9 @@ pub fn index_tag_references(tx: &Connection, account: &str, task: &Change) -> ru
 mod tests {
     use super::*;
     use crate::store::test_support::*;
+    use crate::timestamp::{format_server_time, parse_nanos};
+
+    const OTHER: &str = "3c1d2e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f";
 
     /// The query's plan, one line per step.
     fn plan(conn: &Connection, query: &str) -> Vec<String> {
@@ -195,23 +190,51 @@ mod tests {
         let db = Database::new();
         let by_list = plan(db.connection(), TASKS_OF_LIST);
         let by_tag = plan(db.connection(), TASKS_WITH_TAG);
-        // One lookup per step, in the order wanted: no scan, no sort.
+        // One lookup each, no scan.
         assert_eq!(
             by_list,
             ["SEARCH records USING INDEX records_by_list (account=? AND <expr>=? AND kind=?)"]
         );
         assert_eq!(
             by_tag,
-            [
-                "SEARCH t USING PRIMARY KEY (account=? AND tag=?)",
-                "SEARCH r USING PRIMARY KEY (account=? AND kind=? AND id=?)",
-            ]
+            ["SEARCH tag_references USING PRIMARY KEY (account=? AND tag=?)"]
         );
     }
 
     #[test]
+    fn a_task_is_rewritten_once_however_many_of_its_list_and_tags_a_request_deletes() {
+        let mut db = Database::new();
+        db.sync(
+            LAPTOP,
+            None,
+            &[
+                list(LAPTOP_INBOX, "Inbox", true, T1),
+                list(WORK, "Work", false, T1),
+                tag(ERRANDS, "errands"),
+                tag(OTHER, "other"),
+                task("Buy milk", WORK, &[ERRANDS, OTHER], T1),
+            ],
+        );
+        db.sync(
+            PHONE,
+            None,
+            &[
+                deleted(WORK, "list", T2),
+                deleted(ERRANDS, "tag", T2),
+                deleted(OTHER, "tag", T2),
+            ],
+        );
+        let (_, origin, stored) = db.row(Kind::Task, REPORT).unwrap();
+        assert_eq!(origin, None);
+        assert_eq!(stored["list_id"], LAPTOP_INBOX);
+        assert_eq!(stored["tag_ids"], serde_json::json!([]));
+        // Each rewrite dates the task just past the one before it, for devices to apply it.
+        let once = format_server_time(parse_nanos(T1).unwrap() + 1_000_000);
+        assert_eq!(stored["updated_at"], once.as_str());
+    }
+
+    #[test]
     fn tag_references_follow_each_stored_version_of_a_task() {
-        const OTHER: &str = "3c1d2e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f";
         let mut db = Database::new();
         let references = |db: &Database| -> String {
             db.value(&format!(
