@@ -83,15 +83,15 @@ pub fn as_tidied_by_device(
     {
         tidied.insert("list_id".into(), Value::from(inbox.as_str()));
     }
-    let kept_by_upload = match upload.get("tag_ids") {
-        Some(Value::Array(tags)) => tags.clone(),
-        _ => Vec::new(),
+    let kept_by_upload: HashSet<&str> = match upload.get("tag_ids") {
+        Some(Value::Array(tags)) => tags.iter().filter_map(Value::as_str).collect(),
+        _ => HashSet::new(),
     };
     if let Some(Value::Array(tags)) = copy.get("tag_ids") {
         let mut kept = Vec::with_capacity(tags.len());
         for tag in tags {
             let dropped = match tag.as_str() {
-                Some(id) => !kept_by_upload.contains(tag) && deleted(Kind::Tag, id)?,
+                Some(id) => !kept_by_upload.contains(id) && deleted(Kind::Tag, id)?,
                 None => false,
             };
             if !dropped {
