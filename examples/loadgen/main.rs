@@ -61,6 +61,9 @@ struct Args {
     /// tasks the tidy scenario's deleting request also uploads (default 0)
     #[argh(option, default = "0")]
     upload_tasks: usize,
+    /// doomed tags on each task of the tidy scenario, when it deletes tags (default 1)
+    #[argh(option, default = "1")]
+    tags_per_task: usize,
     /// accounts of the households scenario, 3 devices each (default 1000)
     #[argh(option, default = "1000")]
     households: usize,
@@ -134,6 +137,7 @@ async fn settings(args: &Args) -> Result<Settings, String> {
         tombstones: args.tombstones,
         deletes: args.deletes,
         upload_tasks: args.upload_tasks,
+        tags_per_task: args.tags_per_task,
         households: args.households,
         gzip: args.gzip,
         strict: !args.original,

@@ -131,6 +131,8 @@ pub struct Settings {
     pub deletes: Deletes,
     /// Tasks the tidy scenario's deleting request also uploads.
     pub upload_tasks: usize,
+    /// Doomed tags on each task of the tidy scenario.
+    pub tags_per_task: usize,
     /// Accounts of the households scenario.
     pub households: usize,
     /// Ask for gzipped answers (`Accept-Encoding: gzip`) on every sync.

@@ -34,7 +34,7 @@ pub async fn run(settings: &Settings) -> Result<Outcome, String> {
         return Err("could not make the two devices".into());
     };
     let doomed = Doomed::new(settings.tombstones, settings.deletes);
-    let seeding = seed(&mut deleter, &doomed, settings.tasks).await?;
+    let seeding = seed(&mut deleter, &doomed, settings).await?;
     let inbox = bystander.inbox_record();
     bystander.sync(vec![inbox]).await?;
 
@@ -43,7 +43,8 @@ pub async fn run(settings: &Settings) -> Result<Outcome, String> {
     // A few polls first, so the bystander's usual wait is known.
     tokio::time::sleep(AFTERWARDS).await;
     let mut upload: Vec<Value> = doomed.tombstones().collect();
-    upload.extend((0..settings.upload_tasks).map(|i| doomed.task(&mut deleter, i)));
+    let tags = settings.tags_per_task;
+    upload.extend((0..settings.upload_tasks).map(|n| doomed.task(&mut deleter, n, tags)));
     let request_bytes = serde_json::to_vec(&upload).map_or(0, |json| json.len());
     let records_sent = upload.len();
     let cpu_before = writer_cpu(settings.pid)?;
@@ -74,6 +75,7 @@ pub async fn run(settings: &Settings) -> Result<Outcome, String> {
         ("tombstones", json!(settings.tombstones)),
         ("deletes", json!(settings.deletes.name())),
         ("upload_tasks", json!(settings.upload_tasks)),
+        ("tags_per_task", json!(settings.tags_per_task)),
         ("seed_seconds", json!(round(seeding.as_secs_f64(), 3))),
         ("request_records", json!(records_sent)),
         ("request_bytes", json!(request_bytes)),
@@ -145,15 +147,18 @@ impl Doomed {
         lists.chain(tags)
     }
 
-    /// The `n`th task pointing at them: in a doomed list (if any) and with a doomed tag (if
-    /// any), each used in turn.
-    fn task(&self, device: &mut Device, n: usize) -> Value {
+    /// The `n`th task pointing at them: in a doomed list (if any) and with `tags` doomed
+    /// tags (if any), each used in turn.
+    fn task(&self, device: &mut Device, n: usize, tags: usize) -> Value {
         let mut task = device.new_task();
         if !self.lists.is_empty() {
             task["list_id"] = json!(self.lists[n % self.lists.len()].to_string());
         }
         if !self.tags.is_empty() {
-            task["tag_ids"] = json!([self.tags[n % self.tags.len()].to_string()]);
+            let tag_ids: Vec<String> = (n..n + tags.min(self.tags.len()))
+                .map(|i| self.tags[i % self.tags.len()].to_string())
+                .collect();
+            task["tag_ids"] = json!(tag_ids);
         }
         task
     }
@@ -173,16 +178,21 @@ impl Doomed {
     }
 }
 
-/// Uploads the inbox, the doomed lists and tags, and `tasks` tasks pointing at them, in
+/// Uploads the inbox, the doomed lists and tags, and the tasks pointing at them, in
 /// batches; returns how long it took.
-async fn seed(device: &mut Device, doomed: &Doomed, tasks: usize) -> Result<Duration, String> {
+async fn seed(
+    device: &mut Device,
+    doomed: &Doomed,
+    settings: &Settings,
+) -> Result<Duration, String> {
+    let (tasks, tags) = (settings.tasks, settings.tags_per_task);
     let started = Instant::now();
     let mut upload = vec![device.inbox_record()];
     upload.extend(doomed.records());
     let mut sent = 0;
     loop {
         let batch = BATCH.min(tasks - sent);
-        upload.extend((sent..sent + batch).map(|n| doomed.task(device, n)));
+        upload.extend((sent..sent + batch).map(|n| doomed.task(device, n, tags)));
         device.sync(std::mem::take(&mut upload)).await?;
         sent += batch;
         if sent == tasks {
