@@ -482,7 +482,7 @@ impl Fields<'_> {
 
     fn uuid(&self, field: &str) -> Result<Uuid, Invalid> {
         let text = self.string(field)?;
-        parse_uuid(text).ok_or_else(|| self.fault(field, &format!("must be a UUID (got {text:?})")))
+        parse_uuid(text).ok_or_else(|| self.fault(field, &format!("{MUST_BE_UUID} (got {text:?})")))
     }
 
     /// A UUID field, returned exactly as the client spelled it.
@@ -502,7 +502,7 @@ impl Fields<'_> {
             if item.as_str().and_then(parse_uuid).is_none() {
                 return Err(self.fault(
                     &format!("{field}[{position}]"),
-                    &format!("must be a UUID (got {item})"),
+                    &format!("{MUST_BE_UUID} (got {item})"),
                 ));
             }
         }
@@ -543,13 +543,18 @@ impl Fields<'_> {
     }
 }
 
-/// Accepts only the hyphenated form every client writes and parses.
+/// Accepts only the hyphenated lower-case form every client writes. Ids are compared as
+/// text, so an upper-case spelling of a known id would be stored as a second record: a
+/// duplicate on every device.
 fn parse_uuid(text: &str) -> Option<Uuid> {
-    if text.len() != 36 {
+    if text.len() != 36 || text.bytes().any(|b| b.is_ascii_uppercase()) {
         return None;
     }
     Uuid::parse_str(text).ok()
 }
+
+/// What a UUID field must hold, for the error naming it.
+const MUST_BE_UUID: &str = "must be a lower-case UUID like 8555eb33-3505-42b5-b029-341b1734ad31";
 
 /// The fields of each kind that carry a timestamp, compared as instants.
 fn timestamp_fields(kind: Kind) -> &'static [&'static str] {
@@ -837,7 +842,7 @@ mod tests {
         );
         assert_eq!(
             refusal(r#"{"device_id":"laptop","changes":[]}"#),
-            "device_id: must be a UUID (got \"laptop\")"
+            "device_id: must be a lower-case UUID like 8555eb33-3505-42b5-b029-341b1734ad31 (got \"laptop\")"
         );
         assert_eq!(
             refusal(&format!(
@@ -1003,6 +1008,18 @@ mod tests {
         );
         let empty = parse_request(format!(r#"{{{DEVICE},"changes":null}}"#).into(), &NO_LIMITS);
         assert!(empty.unwrap().changes.is_empty());
+    }
+
+    #[test]
+    fn an_upper_case_id_is_refused_rather_than_stored_beside_its_lower_case_twin() {
+        let device = r#""device_id":"8555eb33-3505-42b5-b029-341b1734ad31""#;
+        assert_eq!(
+            refusal(&format!(
+                r#"{{{device},"changes":[{{"type":"tag","id":"083F62A4-7E11-459F-9403-9136B2E4B7B8","name":"x","created_at":"2026-11-24T22:42:47Z"}}]}}"#
+            )),
+            "changes[0].id: must be a lower-case UUID like 8555eb33-3505-42b5-b029-341b1734ad31 \
+             (got \"083F62A4-7E11-459F-9403-9136B2E4B7B8\")"
+        );
     }
 
     #[test]
