@@ -229,16 +229,16 @@ fn resends(
     to_resend: Vec<(Kind, String)>,
 ) -> rusqlite::Result<Vec<KeyedRecord>> {
     let mut extras: Vec<KeyedRecord> = Vec::new();
+    let mut seen = HashSet::new();
     for (kind, id) in to_resend {
+        if !seen.insert((kind, id.clone())) {
+            continue;
+        }
         let in_feed = match feed {
             Some(feed) => in_range(tx, feed, kind, &id)?,
             None => false,
         };
-        let already = extras.iter().any(|(k, i, _)| (*k, i) == (kind, &id));
-        if !in_feed
-            && !already
-            && let Some(record) = load_outgoing(tx, account, kind, &id)?
-        {
+        if !in_feed && let Some(record) = load_outgoing(tx, account, kind, &id)? {
             extras.push((kind, id, record));
         }
     }
