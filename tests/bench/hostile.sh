@@ -44,6 +44,8 @@ TESTS_LIMIT=900  # seconds the release test build and run get
 
 log() { printf '%s\n' "$*"; }
 die() { printf 'hostile: FATAL: %s\n' "$*" >&2; exit 1; }
+# shellcheck source-path=SCRIPTDIR source=servers.sh
+. tests/bench/servers.sh # build_binaries, tree_state, start_ours, stop_server (STOP_SECS)
 
 # ---------------------------------------------------------------------------------------
 # Options.
@@ -91,22 +93,6 @@ PORT=
 FAILED=0
 TIDY_RUNS=0
 
-# stop_server: the server we started, by its pid, politely, then for good after 10 s; sets
-# STOP_SECS to how long it took to exit.
-stop_server() {
-  STOP_SECS=
-  [ -n "$SERVER_PID" ] || return 0
-  local started i
-  started=$(date +%s.%N)
-  kill "$SERVER_PID" 2>/dev/null || true
-  for ((i = 0; i < 1000; i++)); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.01; done
-  kill -9 "$SERVER_PID" 2>/dev/null || true
-  wait "$SERVER_PID" 2>/dev/null || true
-  STOP_SECS=$(python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 3))" \
-    "$started" "$(date +%s.%N)")
-  SERVER_PID=
-}
-
 cleanup() {
   local rc=$?
   trap - EXIT
@@ -124,41 +110,6 @@ trap 'exit 130' INT TERM
 command -v python3 >/dev/null || die "python3 is required"
 command -v curl >/dev/null || die "curl is required"
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# start_server DIR: a fresh server in DIR with default limits and two accounts (one token
-# each, in DIR/tokens.txt); sets PORT and SERVER_PID once it answers GET /health.
-start_server() {
-  local dir=$1 i=0 token
-  PORT=$(free_port)
-  printf '[server]\nbind = "127.0.0.1"\nport = %s\n[database]\npath = "tickit-sync.sqlite"\n' \
-    "$PORT" >"$dir/config.toml"
-  od -An -tx1 -v -N 32 /dev/urandom | tr -d ' \n' | fold -w 32 | sed 's/^/tks_/' >"$dir/tokens.txt"
-  echo >>"$dir/tokens.txt"
-  while read -r token; do
-    [ -n "$token" ] || continue
-    i=$((i + 1))
-    printf '\n[[tokens]]\nname = "hostile-%s"\ntoken = "%s"\naccount = "account-%s"\n' \
-      "$i" "$token" "$i"
-  done <"$dir/tokens.txt" >>"$dir/config.toml"
-  (cd "$dir" && exec env -u TICKIT_SYNC_CONFIG -u TICKIT_SYNC_HOST -u TICKIT_SYNC_PORT \
-    -u TICKIT_SYNC_DB -u NOTIFY_SOCKET -u LISTEN_FDS -u LISTEN_PID -u WATCHDOG_USEC \
-    "$OURS" serve --config config.toml) >"$dir/server.out" 2>"$dir/server.log" &
-  SERVER_PID=$!
-  for ((i = 0; i < WAIT_SECS * 10; i++)); do
-    kill -0 "$SERVER_PID" 2>/dev/null || { log "  the server exited:"; tail -n 20 "$dir/server.log"; return 1; }
-    if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$PORT/health")" = 200 ]; then
-      return 0
-    fi
-    sleep 0.1
-  done
-  log "  the server did not come up within $WAIT_SECS s:"
-  tail -n 20 "$dir/server.log"
-  return 1
-}
-
 # Each figure is a line of $RESULTS: {"figure", "value" (null when not measured), "unit" ("s"
 # or "MB"), "target" (the bound it must stay under, in that unit, or null)}. The table
 # decides whether each met its target.
@@ -166,24 +117,11 @@ start_server() {
 # ---------------------------------------------------------------------------------------
 # 1. The binaries.
 # ---------------------------------------------------------------------------------------
-TARGET=$(cargo metadata --format-version 1 --no-deps \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-if [ -n "${TICKIT_SYNC_BIN:-}" ]; then
-  cargo build --release --quiet --example loadgen || die "building the load generator failed"
-  OURS=$TICKIT_SYNC_BIN
-else
-  cargo build --release --quiet --bin tickit-sync --example loadgen || die "cargo build --release failed"
-  OURS="$TARGET/release/tickit-sync"
-fi
-LOADGEN="$TARGET/release/examples/loadgen"
-[ -x "$OURS" ] || die "our server binary $OURS not found"
-[ -x "$LOADGEN" ] || die "load generator $LOADGEN not found"
-OURS=$(realpath "$OURS")
+build_binaries
 
 log "hostile-load benchmark, $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 log "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(uname -sr)"
-changes=$(git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null | wc -l)
-log "tree: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$( [ "$changes" = 0 ] || echo " with uncommitted changes in $changes files")"
+log "tree: $(tree_state)"
 log "ours: $OURS"
 log ""
 
@@ -197,7 +135,7 @@ tidy_case() { # LABEL OPTIONS...
   dir="$WORK/tidy-$TIDY_RUNS"
   mkdir -p "$dir"
   log "--- tidy: $label ($*)"
-  if ! start_server "$dir"; then
+  if ! start_ours "$dir" 2; then
     stop_server
     FAILED=1
     printf '{"figure": "%s: the server did not start", "value": null, "unit": "s", "target": null}\n' \

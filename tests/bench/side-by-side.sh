@@ -35,8 +35,10 @@ WAIT_SECS=20 # how long a server gets to come up
 
 log() { printf '%s\n' "$*"; }
 die() { printf 'side-by-side: FATAL: %s\n' "$*" >&2; exit 1; }
-# shellcheck source=../client-tools.sh
+# shellcheck source-path=SCRIPTDIR source=../client-tools.sh
 . tests/client-tools.sh # ensure_original, ORIGINAL_VERSION, ORIGINAL_ROOT, ORIGINAL
+# shellcheck source-path=SCRIPTDIR source=servers.sh
+. tests/bench/servers.sh # build_binaries, tree_state, start_ours, wait_ready, stop_server
 
 # ---------------------------------------------------------------------------------------
 # Options.
@@ -94,17 +96,6 @@ SERVER_PID=
 PORT=
 OURS_FAILED=0
 
-# stop_server: the running server, politely, then for good after 10 s.
-stop_server() {
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=
-  fi
-}
-
 cleanup() {
   local rc=$?
   trap - EXIT
@@ -127,19 +118,7 @@ trap 'exit 130' INT TERM
 # ---------------------------------------------------------------------------------------
 command -v python3 >/dev/null || die "python3 is required"
 command -v curl >/dev/null || die "curl is required"
-TARGET=$(cargo metadata --format-version 1 --no-deps \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-if [ -n "${TICKIT_SYNC_BIN:-}" ]; then
-  cargo build --release --quiet --example loadgen || die "building the load generator failed"
-  OURS=$TICKIT_SYNC_BIN
-else
-  cargo build --release --quiet --bin tickit-sync --example loadgen || die "cargo build --release failed"
-  OURS="$TARGET/release/tickit-sync"
-fi
-LOADGEN="$TARGET/release/examples/loadgen"
-[ -x "$OURS" ] || die "our server binary $OURS not found"
-[ -x "$LOADGEN" ] || die "load generator $LOADGEN not found"
-OURS=$(realpath "$OURS")
+build_binaries
 
 if [[ " ${SERVERS[*]} " == *" original "* ]]; then
   ensure_original
@@ -148,55 +127,9 @@ fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # ---------------------------------------------------------------------------------------
-# 2. The servers, each fresh in its own directory: start_ours DIR ACCOUNTS and
+# 2. The servers, each fresh in its own directory: start_ours DIR ACCOUNTS (servers.sh) and
 #    start_original DIR set PORT and SERVER_PID and write DIR/tokens.txt.
 # ---------------------------------------------------------------------------------------
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# wait_ready LOG TEXT: the server is alive, LOG holds TEXT, and GET /health answers 200.
-wait_ready() {
-  local i
-  for ((i = 0; i < WAIT_SECS * 10; i++)); do
-    kill -0 "$SERVER_PID" 2>/dev/null || { log "  the server exited:"; tail -n 20 "$1"; return 1; }
-    if grep -qF "$2" "$1" 2>/dev/null \
-      && [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$PORT/health")" = 200 ]; then
-      return 0
-    fi
-    sleep 0.1
-  done
-  log "  the server did not come up within $WAIT_SECS s:"
-  tail -n 20 "$1"
-  return 1
-}
-
-# random_tokens N: N random tokens, one a line.
-random_tokens() {
-  od -An -tx1 -v -N $((16 * $1)) /dev/urandom | tr -d ' \n' | fold -w 32 | sed 's/^/tks_/'
-  echo
-}
-
-# start_ours DIR ACCOUNTS: 0 accounts is one token of the default account; N is N tokens,
-# each its own account household-1..N.
-start_ours() {
-  local dir=$1 accounts=$2 i=0 token
-  PORT=$(free_port)
-  printf '[server]\nbind = "127.0.0.1"\nport = %s\n[database]\npath = "tickit-sync.sqlite"\n' \
-    "$PORT" >"$dir/config.toml"
-  random_tokens "$(( accounts > 0 ? accounts : 1 ))" | sed '/^$/d' >"$dir/tokens.txt"
-  while read -r token; do
-    i=$((i + 1))
-    printf '\n[[tokens]]\nname = "bench-%s"\ntoken = "%s"\n' "$i" "$token"
-    [ "$accounts" = 0 ] || printf 'account = "account-%s"\n' "$i"
-  done <"$dir/tokens.txt" >>"$dir/config.toml"
-  (cd "$dir" && exec env -u TICKIT_SYNC_CONFIG -u TICKIT_SYNC_HOST -u TICKIT_SYNC_PORT \
-    -u TICKIT_SYNC_DB -u NOTIFY_SOCKET -u LISTEN_FDS -u LISTEN_PID \
-    "$OURS" serve --config config.toml) >"$dir/server.out" 2>"$dir/server.log" &
-  SERVER_PID=$!
-  wait_ready "$dir/server.log" "listening on 127.0.0.1:$PORT"
-}
-
 # start_original DIR: set up with its own commands (init, token), then serve.
 start_original() {
   local dir=$1 token
@@ -292,8 +225,7 @@ log "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: 
 if [ -n "${TICKIT_SYNC_BIN:-}" ]; then
   log "ours: $OURS"
 else
-  changes=$(git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null | wc -l)
-  log "ours: $OURS, built from $(git rev-parse --short HEAD 2>/dev/null || echo '?')$( [ "$changes" = 0 ] || echo " with uncommitted changes in $changes files")"
+  log "ours: $OURS, built from $(tree_state)"
 fi
 [[ " ${SERVERS[*]} " == *" original "* ]] && log "original: $ORIGINAL ($("$ORIGINAL" --version))"
 log "timed phase: $SECS s per scenario; servers: ${SERVERS[*]}; runs: ${RUNS[*]}"
