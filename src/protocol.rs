@@ -628,14 +628,19 @@ pub fn content_key(kind: Kind, body: &Map<String, Value>) -> String {
 }
 
 fn key_without(kind: Kind, body: &Map<String, Value>, left_out: &[&str]) -> String {
-    let mut filled = body.clone();
+    let mut filled = Map::new();
+    for &field in known_fields(kind) {
+        if let Some(value) = body.get(field) {
+            filled.insert(field.to_owned(), value.clone());
+        }
+    }
     fill_defaults(kind, &mut filled);
     let mut key = Map::new();
     for &field in known_fields(kind) {
         if left_out.contains(&field) {
             continue;
         }
-        let mut value = filled.get(field).cloned().unwrap_or(Value::Null);
+        let mut value = filled.remove(field).unwrap_or(Value::Null);
         let instant = value.as_str().and_then(key_instant);
         if let Some(nanos) = instant.filter(|_| timestamp_fields(kind).contains(&field)) {
             value = key_value(nanos);

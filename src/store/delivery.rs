@@ -10,8 +10,8 @@ use serde_json::Value;
 use super::clock::Clock;
 use super::copies::newest_other;
 use super::records::{load, store};
-use crate::protocol::{Kind, version_instant};
-use crate::timestamp::{format_instant, unsaturated};
+use crate::protocol::{Change, Kind, version_instant};
+use crate::timestamp::format_instant;
 
 /// One millisecond: the bumped `updated_at` is written in milliseconds, a spelling every
 /// client reads and compares correctly (the mobile client compares timestamps as strings).
@@ -36,18 +36,45 @@ pub fn ensure_applied(
     let Some(row) = load(tx, account, kind, id)?.filter(|row| !row.deleted) else {
         return Ok(());
     };
+    let mut moved = row.to_change(kind, id);
+    if date_past_copies(tx, account, &mut moved, &row.fingerprint, floor)? {
+        store(
+            tx,
+            clock,
+            account,
+            None,
+            &moved,
+            &row.fingerprint,
+            Some(&row),
+        )?;
+    }
+    Ok(())
+}
+
+/// What [`ensure_applied`] does, to a version before it is stored (so it is written once):
+/// moves its `updated_at` just past the newest copy that says something else, and past
+/// `floor`, unless it is later already. A version about to replace a stored one passes the
+/// replaced `updated_at` as `floor`, as the devices holding that one keep it. `fingerprint`
+/// is the version's content fingerprint. Says whether it moved.
+pub fn date_past_copies(
+    tx: &Connection,
+    account: &str,
+    change: &mut Change,
+    fingerprint: &[u8],
+    floor: Option<i64>,
+) -> rusqlite::Result<bool> {
+    if change.kind == Kind::TaskTag || change.deleted {
+        return Ok(false);
+    }
     // A floor at the low end of the range says only that it is before 1677: the copies
     // the server tracks carry such dates exactly, so it sets none.
     let floor = floor.filter(|&floor| floor != i64::MIN).map(i128::from);
-    let newest = newest_other(tx, account, kind, id, &row.fingerprint)?.max(floor);
-    let dated = row
-        .updated_at
-        .map(|at| unsaturated(at, || version_instant(false, &row.body)));
+    let newest = newest_other(tx, account, change.kind, &change.id, fingerprint)?.max(floor);
+    let dated = version_instant(false, &change.body);
     let Some(newest) = newest.filter(|&newest| dated.is_none_or(|at| at <= newest)) else {
-        return Ok(());
+        return Ok(false);
     };
-    let mut moved = row.to_change(kind, id);
     let later = format_instant(newest + MILLISECOND);
-    moved.body.insert("updated_at".into(), Value::from(later));
-    store(tx, clock, account, None, &moved)
+    change.body.insert("updated_at".into(), Value::from(later));
+    Ok(true)
 }

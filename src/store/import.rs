@@ -9,16 +9,18 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, TransactionBehavior, params};
 use serde_json::Value;
 
 use super::clock::Clock;
 use super::decide::{Decision, Version, decide};
 use super::delivery::ensure_applied;
-use super::inbox::OWNER_UNKNOWN;
+use super::fingerprint;
+use super::inbox::{OWNER_UNKNOWN, account_inbox};
 use super::open_migrated;
 use super::records::{load, newest_stamp, store};
-use super::tidy::tidy_after_deletes;
+use super::tidy::DeletedLookups;
+use super::tidy_stored::tidy_after_deletes;
 use super::unknown_inbox::transit_id;
 use crate::protocol::{Change, Kind};
 
@@ -299,7 +301,10 @@ impl Target<'_> {
             }
         }
         let inbox = self.account_inbox.as_ref();
-        tidy_after_deletes(self.tx, clock, self.account, inbox, stored)
+        let lookups = DeletedLookups::default();
+        // Before the server answers anyone: all at once.
+        let all = usize::MAX;
+        tidy_after_deletes(self.tx, clock, &lookups, self.account, inbox, stored, all)
     }
 
     /// Points the task at the account inbox when it was in some device's inbox (a renaming,
@@ -395,13 +400,7 @@ fn fold_inboxes(
     now: i64,
     report: &mut ImportReport,
 ) -> rusqlite::Result<Option<String>> {
-    let existing: Option<String> = tx
-        .query_row(
-            "SELECT list_id FROM inboxes WHERE account = ?1",
-            [account],
-            |row| row.get(0),
-        )
-        .optional()?;
+    let existing = account_inbox(tx, account)?;
     let oldest = inboxes
         .iter()
         .min_by_key(|inbox| (created_at(inbox), inbox.id.clone()))
@@ -465,7 +464,16 @@ fn put(
         Decision::Insert | Decision::Replace => {
             let mut change = change.clone();
             change.version = change.version.min(now);
-            store(tx, clock, account, None, &change)?;
+            let fingerprint = fingerprint::content(change.kind, change.deleted, &change.body);
+            store(
+                tx,
+                clock,
+                account,
+                None,
+                &change,
+                &fingerprint,
+                stored.as_ref(),
+            )?;
             Ok(true)
         }
         Decision::Same | Decision::Lose => Ok(false),

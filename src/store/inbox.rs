@@ -27,13 +27,7 @@ pub fn register_inboxes(
     device: &str,
     changes: &[ReceivedChange],
 ) -> rusqlite::Result<Option<String>> {
-    let mut account_inbox: Option<String> = tx
-        .query_row(
-            "SELECT list_id FROM inboxes WHERE account = ?1",
-            [account],
-            |row| row.get(0),
-        )
-        .optional()?;
+    let mut account_inbox = account_inbox(tx, account)?;
     let device_inboxes = changes
         .iter()
         .filter(|change| change.kind == Kind::List && !change.deleted && change.is_inbox);
@@ -52,6 +46,13 @@ pub fn register_inboxes(
         )?;
     }
     Ok(account_inbox)
+}
+
+/// The account's inbox id, once any device has sent its inbox.
+pub fn account_inbox(tx: &Connection, account: &str) -> rusqlite::Result<Option<String>> {
+    tx.prepare_cached("SELECT list_id FROM inboxes WHERE account = ?1")?
+        .query_row([account], |row| row.get(0))
+        .optional()
 }
 
 /// Every inbox id any device of the account has used.

@@ -1,7 +1,6 @@
-//! The database: one writer thread owns the SQLite connection and serves typed commands sent
-//! over a channel by cloneable [`Store`] handles. Sync requests that queue up together are
-//! committed in one durable transaction, each inside its own savepoint so each is still
-//! applied whole or not at all.
+//! The database: one writer thread ([`writer`]) owns the SQLite connection and serves typed
+//! commands sent over a channel by cloneable [`Store`] handles; answers are read after their
+//! commit through connections of their own ([`readers`]).
 
 mod clock;
 mod connection;
@@ -17,38 +16,37 @@ mod import;
 #[cfg(test)]
 mod import_tests;
 mod inbox;
+mod large_work;
 mod last_answer;
 mod readers;
 mod records;
 mod schema;
 mod sent_through;
 mod sync;
+mod tag_references;
 #[cfg(test)]
 mod test_support;
 mod tidy;
+mod tidy_stored;
 mod unknown_inbox;
+mod writer;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::protocol::SyncRequest;
 use clock::Clock;
 pub use feed::{FeedRange, OutgoingRecord};
 pub use import::{ImportReport, from_file as import_file};
-use last_answer::LastAnswers;
 use readers::Readers;
 use records::newest_stamp;
 pub use sync::SyncOutcome;
-use sync::apply;
+use writer::{Command, Writer};
 
-/// How many queued commands the writer may take into one transaction.
-const MAX_BATCH: usize = 64;
-/// Changes from which a sync is applied in a transaction of its own (see `runs_alone`).
-const RUNS_ALONE_FROM: usize = 500;
 /// How many commands may wait for the writer before senders wait too.
 const QUEUE_DEPTH: usize = 1024;
 
@@ -90,39 +88,6 @@ pub struct Stats {
     pub records: u64,
 }
 
-enum Command {
-    Sync {
-        account: String,
-        request: SyncRequest,
-        /// How far off a device's clock may be before it is reported, in nanoseconds.
-        skew_allowance: i64,
-        reply: oneshot::Sender<Result<SyncOutcome, StoreError>>,
-    },
-    Stats {
-        reply: oneshot::Sender<Result<Stats, StoreError>>,
-    },
-}
-
-impl Command {
-    /// A sync this large gets a transaction of its own, with no savepoint: SQLite keeps a
-    /// savepoint's journal in memory (`temp_store = MEMORY`) and walks all of it as each
-    /// statement ends, which made a request of 50,000 changes take a minute instead of a
-    /// second and every other sync wait behind it.
-    fn runs_alone(&self) -> bool {
-        matches!(self, Command::Sync { request, .. } if request.changes.len() >= RUNS_ALONE_FROM)
-    }
-
-    /// Answers the command when its write transaction could not begin (`e`): a sync with
-    /// the error; stats are read all the same, as reading needs no write lock, so another
-    /// process holding one does not pass for a wedged writer.
-    fn fail(self, conn: &Connection, e: &rusqlite::Error) {
-        match self {
-            Command::Sync { reply, .. } => drop(reply.send(Err(database_error(e)))),
-            Command::Stats { reply } => drop(reply.send(stats(conn).map_err(database_error))),
-        }
-    }
-}
-
 fn database_error(e: impl std::borrow::Borrow<rusqlite::Error>) -> StoreError {
     let e = e.borrow();
     if connection::is_busy(e) {
@@ -162,7 +127,7 @@ impl Store {
         let (commands, receiver) = mpsc::channel(QUEUE_DEPTH);
         let writer = std::thread::Builder::new()
             .name("tickit-sync-writer".into())
-            .spawn(move || run_writer(conn, receiver, clock))
+            .spawn(move || Writer::new(conn, clock).run(receiver))
             .map_err(|e| format!("cannot start the database writer thread: {e}"))?;
         Ok(Opened {
             store: Store {
@@ -240,143 +205,4 @@ fn open_migrated(path: &Path) -> Result<Connection, String> {
         )
     })?;
     Ok(conn)
-}
-
-fn run_writer(conn: Connection, mut receiver: mpsc::Receiver<Command>, mut clock: Clock) {
-    let mut last_answers = LastAnswers::default();
-    let mut held_back = None;
-    while let Some(first) = held_back.take().or_else(|| receiver.blocking_recv()) {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH && !batch[0].runs_alone() {
-            match receiver.try_recv() {
-                Ok(command) if command.runs_alone() => {
-                    held_back = Some(command);
-                    break;
-                }
-                Ok(command) => batch.push(command),
-                Err(_) => break,
-            }
-        }
-        run_batch(&conn, &mut clock, &mut last_answers, batch);
-    }
-    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
-        eprintln!("warning: could not checkpoint the database on shutdown: {e}");
-    }
-    if let Err((_, e)) = conn.close() {
-        eprintln!("warning: could not close the database cleanly: {e}");
-    }
-}
-
-/// Runs a batch in one transaction; replies only after it has committed. If the commit
-/// fails, the answers it held are forgotten, as they are never sent.
-fn run_batch(
-    conn: &Connection,
-    clock: &mut Clock,
-    last_answers: &mut LastAnswers,
-    batch: Vec<Command>,
-) {
-    type Pending = (
-        (String, String),
-        Result<SyncOutcome, StoreError>,
-        oneshot::Sender<Result<SyncOutcome, StoreError>>,
-    );
-    let mut pending: Vec<Pending> = Vec::new();
-    // Shares the connection, so the stats of a batch that cannot begin are still read. The
-    // writer never nests transactions.
-    let transaction = Transaction::new_unchecked(conn, TransactionBehavior::Immediate);
-    let mut tx = match transaction {
-        Ok(tx) => tx,
-        Err(e) => {
-            for command in batch {
-                command.fail(conn, &e);
-            }
-            return;
-        }
-    };
-    // A sync alone in its transaction needs no savepoint: if it fails, the whole
-    // transaction is rolled back instead of committed.
-    let alone = batch.len() == 1;
-    for command in batch {
-        match command {
-            Command::Sync {
-                account,
-                request,
-                skew_allowance,
-                reply,
-            } => {
-                let outcome = if alone {
-                    apply(&tx, clock, last_answers, &account, &request, skew_allowance)
-                } else {
-                    apply_in_savepoint(
-                        &mut tx,
-                        clock,
-                        last_answers,
-                        &account,
-                        &request,
-                        skew_allowance,
-                    )
-                };
-                let device = (account, request.device_id);
-                pending.push((device, outcome.map_err(database_error), reply));
-            }
-            Command::Stats { reply } => {
-                let _ = reply.send(stats(&tx).map_err(database_error));
-            }
-        }
-    }
-    if alone && pending.iter().any(|(_, outcome, _)| outcome.is_err()) {
-        // Dropping the transaction rolls the failed sync back whole.
-        drop(tx);
-        for (_, outcome, reply) in pending {
-            let _ = reply.send(outcome);
-        }
-        return;
-    }
-    if let Err(e) = tx.commit() {
-        for ((account, device), _, reply) in pending {
-            last_answers.forget(&account, &device);
-            let _ = reply.send(Err(database_error(&e)));
-        }
-        return;
-    }
-    for (_, outcome, reply) in pending {
-        let _ = reply.send(outcome);
-    }
-}
-
-fn apply_in_savepoint(
-    tx: &mut rusqlite::Transaction,
-    clock: &mut Clock,
-    last_answers: &mut LastAnswers,
-    account: &str,
-    request: &SyncRequest,
-    skew_allowance: i64,
-) -> rusqlite::Result<SyncOutcome> {
-    let savepoint = tx.savepoint()?;
-    let outcome = apply(
-        &savepoint,
-        clock,
-        last_answers,
-        account,
-        request,
-        skew_allowance,
-    )?;
-    savepoint.commit()?;
-    Ok(outcome)
-}
-
-fn stats(conn: &Connection) -> rusqlite::Result<Stats> {
-    conn.query_row(
-        "SELECT (SELECT COUNT(DISTINCT account) FROM devices),
-                (SELECT COUNT(*) FROM devices),
-                (SELECT COUNT(*) FROM records WHERE deleted = 0)",
-        [],
-        |row| {
-            Ok(Stats {
-                accounts: row.get(0)?,
-                devices: row.get(1)?,
-                records: row.get(2)?,
-            })
-        },
-    )
 }

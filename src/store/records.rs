@@ -7,8 +7,9 @@ use serde_json::{Map, Value};
 use super::clock::Clock;
 use super::fingerprint;
 use super::sent_through::keep_before_replacing;
-use super::tidy::index_tag_references;
+use super::tag_references::{index_tag_references, referenced_tags};
 use crate::protocol::{Change, Kind};
+use std::collections::HashSet;
 
 /// A row of the records table.
 pub struct StoredRow {
@@ -22,6 +23,17 @@ pub struct StoredRow {
 }
 
 impl StoredRow {
+    /// The row as `store` writes it for `change`, whose content fingerprint is `fingerprint`.
+    pub fn of(change: &Change, fingerprint: Vec<u8>) -> StoredRow {
+        StoredRow {
+            deleted: change.deleted,
+            version: change.version,
+            body: change.body.clone(),
+            fingerprint,
+            updated_at: fingerprint::updated_at(change.deleted, &change.body),
+        }
+    }
+
     /// The row as a change, to store it again after the server changed its body.
     pub fn to_change(&self, kind: Kind, id: &str) -> Change {
         Change {
@@ -57,16 +69,26 @@ pub fn load(
     .optional()
 }
 
-/// Writes a version with a fresh stamp; `origin` is the device that sent it, if any. A
-/// task's tag references are kept in step (see `tidy`).
+/// Writes a version with a fresh stamp; `origin` is the device that sent it, if any, and
+/// `fingerprint` its [content fingerprint](fingerprint::content); `replaced` is the stored
+/// version it replaces, as loaded (`None`: there is none). A task's tag references are kept
+/// in step (see `tag_references`).
 pub fn store(
     tx: &Connection,
     clock: &mut Clock,
     account: &str,
     origin: Option<&str>,
     change: &Change,
+    fingerprint: &[u8],
+    replaced: Option<&StoredRow>,
 ) -> rusqlite::Result<()> {
-    keep_before_replacing(tx, account, change.kind, &change.id)?;
+    let mut tags_before = HashSet::new();
+    if let Some(replaced) = replaced {
+        keep_before_replacing(tx, account, change.kind, &change.id)?;
+        if change.kind == Kind::Task && !replaced.deleted {
+            tags_before = referenced_tags(&replaced.body);
+        }
+    }
     let body = Value::Object(change.body.clone()).to_string();
     tx.prepare_cached(
         "INSERT INTO records
@@ -86,11 +108,11 @@ pub fn store(
         clock.next_stamp(),
         origin,
         body,
-        fingerprint::content(change.kind, change.deleted, &change.body),
+        fingerprint,
         fingerprint::updated_at(change.deleted, &change.body),
     ])?;
     if change.kind == Kind::Task {
-        index_tag_references(tx, account, change)?;
+        index_tag_references(tx, account, &tags_before, change)?;
     }
     Ok(())
 }

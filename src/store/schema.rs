@@ -91,6 +91,21 @@ const MIGRATIONS: &[&str] = &[
         FROM records AS r, json_each(r.body, '$.tag_ids') AS t
         WHERE r.kind = 'task' AND r.deleted = 0
           AND json_type(r.body, '$.tag_ids') = 'array' AND t.type = 'text';",
+    // 6: a task's tag references are changed by what its new version adds and drops, read
+    // from the version it replaces (`tag_references::referenced_tags`), so nothing looks
+    // them up by task: the index that did cost every task write a second tree to change.
+    // The deletes whose stored tasks are still to be tidied (`tidy_stored`). The stamp
+    // index holds each record's origin, so "what changed since, and not by this device"
+    // (`feed::any_changed`) reads the index alone, not a row per record.
+    "DROP INDEX tag_references_by_task;
+    DROP INDEX records_by_stamp;
+    CREATE INDEX records_by_stamp ON records (account, stamp, origin);
+    CREATE TABLE pending_tidy (
+        account TEXT NOT NULL,
+        kind    TEXT NOT NULL,
+        id      TEXT NOT NULL,
+        PRIMARY KEY (account, kind, id)
+    ) WITHOUT ROWID;",
 ];
 
 /// Brings the schema up to date, refusing a database written by a newer release.

@@ -10,7 +10,7 @@ use rusqlite::{Connection, params};
 use super::clock::Clock;
 use super::copies::{Copy, Upload, held, sent, sent_range, uploaded};
 use super::decide::{Decision, Version, decide};
-use super::delivery::ensure_applied;
+use super::delivery::{date_past_copies, ensure_applied};
 use super::device_clock::{ClockWarning, note_offset, offset_from_last_sync};
 use super::feed::{
     FeedRange, KeyedRecord, OutgoingRecord, any_changed, in_range, load_outgoing, read_if_small,
@@ -20,7 +20,8 @@ use super::inbox::{InboxIds, device_inbox, inbox_aliases, map_to_account, regist
 use super::last_answer::{LastAnswer, LastAnswers, feed_after};
 use super::records::{load, postpone, store};
 use super::sent_through::record_feed;
-use super::tidy::{as_tidied_by_device, tidy_after_deletes, tidy_references};
+use super::tidy::{DeletedLookups, as_tidied_by_device, tidy_references};
+use super::tidy_stored::{queued_in, tidy_after_deletes, tidy_loaded_task};
 use super::unknown_inbox;
 use crate::protocol::{Change, InboxRename, Kind, ReceivedChange, SyncRequest};
 use crate::timestamp::format_server_time;
@@ -64,7 +65,8 @@ impl SyncOutcome {
 /// Applies one request for `account` and reads back what the device must receive: the
 /// changes after its last answer (see [`last_answer`](super::last_answer)), which is then
 /// replaced by this one. `skew_allowance` (nanoseconds) is how far off a device's clock may
-/// be before it is reported.
+/// be before it is reported; `tidy_budget` is how many stored tasks its deletes may tidy
+/// before the rest are queued (see [`tidy_stored`](super::tidy_stored)).
 pub fn apply(
     tx: &Connection,
     clock: &mut Clock,
@@ -72,6 +74,7 @@ pub fn apply(
     account: &str,
     request: &SyncRequest,
     skew_allowance: i64,
+    tidy_budget: usize,
 ) -> rusqlite::Result<SyncOutcome> {
     let device = request.device_id.as_str();
     tx.prepare_cached("INSERT OR IGNORE INTO devices (account, device) VALUES (?1, ?2)")?
@@ -80,7 +83,7 @@ pub fn apply(
     let inbox_was_unknown = imported_inboxes && device_inbox(tx, account, device)?.is_none();
     let inbox = register_inboxes(tx, account, device, &request.changes)?;
     let last_answer = last_answers.get(account, device).copied();
-    let scope = Scope {
+    let mut scope = Scope {
         account,
         device,
         last_answer,
@@ -93,6 +96,8 @@ pub fn apply(
             .filter(|change| change.deleted)
             .map(|change| (change.kind, change.id.clone()))
             .collect(),
+        deleted_lookups: DeletedLookups::default(),
+        tidy_queued: queued_in(tx, account)?,
     };
 
     let mut conflicts = Vec::new();
@@ -109,7 +114,16 @@ pub fn apply(
     let deleted = applied
         .iter()
         .filter_map(|applied| applied.deleted.as_ref());
-    tidy_after_deletes(tx, clock, account, scope.inbox, deleted)?;
+    tidy_after_deletes(
+        tx,
+        clock,
+        &scope.deleted_lookups,
+        account,
+        scope.inbox,
+        deleted,
+        tidy_budget,
+    )?;
+    scope.tidy_queued = scope.tidy_queued || queued_in(tx, account)?;
     for change in records {
         applied.push(apply_change(tx, clock, &scope, change)?);
     }
@@ -257,6 +271,10 @@ struct Scope<'a> {
     received_at: i64,
     /// The records this request deletes: the device applied those deletes to what it sends.
     deleted_by_device: HashSet<(Kind, String)>,
+    deleted_lookups: DeletedLookups,
+    /// Whether stored tasks of the account's deletes are queued for tidying: an upload of a
+    /// task then meets its stored version tidied first.
+    tidy_queued: bool,
 }
 
 /// The request's changes in the order they are applied, its deletes and then its records:
@@ -312,15 +330,35 @@ fn apply_change(
         return Ok(Applied::default());
     };
     let (account, device, kind) = (scope.account, scope.device, change.kind);
+    let mut stored = load(tx, account, kind, &change.id)?;
+    if scope.tidy_queued
+        && kind == Kind::Task
+        && let Some(row) = &stored
+        && let Some(tidied) = tidy_loaded_task(
+            tx,
+            clock,
+            &scope.deleted_lookups,
+            account,
+            scope.inbox,
+            &change.id,
+            row,
+        )?
+    {
+        stored = Some(tidied);
+    }
     let upload = Upload::of(&change);
-    let copy = held(
-        tx,
-        account,
-        device,
-        kind,
-        &change.id,
-        scope.last_answer.as_ref(),
-    )?;
+    // A device holds a copy only of a record the server stores.
+    let copy = match stored {
+        Some(_) => held(
+            tx,
+            account,
+            device,
+            kind,
+            &change.id,
+            scope.last_answer.as_ref(),
+        )?,
+        None => None,
+    };
     uploaded(tx, account, device, &change, &upload)?;
     if let Some(copy) = copy
         && (copy.holds(&upload)
@@ -333,8 +371,8 @@ fn apply_change(
         });
     }
 
-    let (mut change, tidied) = tidy_references(tx, account, scope.inbox, change)?;
-    let stored = load(tx, account, kind, &change.id)?;
+    let (mut change, tidied) =
+        tidy_references(tx, &scope.deleted_lookups, account, scope.inbox, change)?;
     let instant = change.version.min(scope.received_at);
     let incoming = Version {
         kind,
@@ -350,7 +388,6 @@ fn apply_change(
     });
     let decision = decide(&incoming, stored_version.as_ref());
     let written_again_later = stored.as_ref().is_some_and(|row| row.version < instant);
-    let mut deleted = None;
     if decision == Decision::Same && written_again_later {
         // The same content written again later (by another device, or an edit that tidying
         // undid): it competes from now on at the later instant, but is no change to send.
@@ -358,22 +395,39 @@ fn apply_change(
     }
     if let Decision::Insert | Decision::Replace = decision {
         change.version = instant;
-        // A tidied upload is the server's own edit: every device, the sender included,
-        // must receive it.
-        let origin = (!tidied).then_some(device);
-        store(tx, clock, account, origin, &change)?;
-        let replaced = stored.and_then(|row| row.updated_at);
-        ensure_applied(tx, clock, account, kind, &change.id, replaced)?;
-        if change.deleted {
-            deleted = Some(change.clone());
+        let replaced = stored.as_ref().and_then(|row| row.updated_at);
+        let fingerprint = match tidied {
+            true => fingerprint::content(kind, change.deleted, &change.body),
+            false => upload.fingerprint.clone(),
+        };
+        let moved = date_past_copies(tx, account, &mut change, &fingerprint, replaced)?;
+        // A tidied or moved upload is the server's own edit: every device, the sender
+        // included, must receive it.
+        let origin = (!tidied && !moved).then_some(device);
+        store(
+            tx,
+            clock,
+            account,
+            origin,
+            &change,
+            &fingerprint,
+            stored.as_ref(),
+        )?;
+        if kind != Kind::Task {
+            scope.deleted_lookups.forget(kind, &change.id);
         }
+        // Nothing to resend: a version stored as sent has the upload's content, and one the
+        // server changed (no origin) is dated past every copy and in this answer's feed.
+        return Ok(Applied {
+            deleted: change.deleted.then_some(change),
+            ..Applied::default()
+        });
     }
     // A task-tag link has no id of its own, and `conflicts` must hold UUIDs (the desktop
     // parses them strictly): its winner is sent back all the same.
     let has_uuid = kind != Kind::TaskTag || change.deleted;
     Ok(Applied {
         conflict: (decision == Decision::Lose && has_uuid).then(|| sent.id.clone()),
-        deleted,
         ..deliver(tx, clock, account, &change, &upload)?
     })
 }
@@ -393,6 +447,7 @@ fn tidied_by_the_client(
     }
     let tidied = as_tidied_by_device(
         tx,
+        &scope.deleted_lookups,
         scope.account,
         scope.inbox,
         &copy.body(),

@@ -11,6 +11,7 @@ use super::inbox::InboxIds;
 use super::last_answer::LastAnswers;
 use super::schema::migrate;
 use super::sync::apply;
+use super::tidy_stored::TIDIED_PER_TURN;
 use crate::protocol::{self, Kind, Limits, parse_request};
 
 pub const ACCOUNT: &str = "default";
@@ -40,6 +41,8 @@ pub struct Database {
     conn: Connection,
     clock: Clock,
     last_answers: LastAnswers,
+    /// How many stored tasks a request's deletes tidy before the rest are queued.
+    pub tidy_budget: usize,
 }
 
 impl Database {
@@ -50,6 +53,7 @@ impl Database {
             conn,
             clock: Clock::starting_after(0),
             last_answers: LastAnswers::default(),
+            tidy_budget: TIDIED_PER_TURN,
         }
     }
 
@@ -65,6 +69,7 @@ impl Database {
             ACCOUNT,
             &request,
             ALLOWANCE,
+            self.tidy_budget,
         )
         .unwrap();
         let extras = std::mem::take(&mut outcome.extras);
@@ -95,6 +100,12 @@ impl Database {
         let report = super::import::import(&tx, &mut self.clock, "main", ACCOUNT, "test").unwrap();
         tx.commit().unwrap();
         report
+    }
+
+    /// One turn of the writer between requests: tidies up to `budget` queued tasks, and
+    /// says whether any are left.
+    pub fn tidy_queued(&mut self, budget: usize) -> bool {
+        super::tidy_stored::tidy_queued(&self.conn, &mut self.clock, budget).unwrap()
     }
 
     pub fn connection(&self) -> &Connection {

@@ -19,3 +19,4 @@ mod memory;
 mod original_tokens;
 mod switch_from_original;
 mod sync_rules;
+mod tidy_turns;

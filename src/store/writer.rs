@@ -1,0 +1,364 @@
+//! The writer thread: it owns the SQLite connection and serves the commands [`Store`]
+//! handles send. Sync requests that queue up together are committed in one durable
+//! transaction, each inside its own savepoint so each is still applied whole or not at
+//! all. Between them it tidies the stored tasks of deletes too large to tidy in one request
+//! (see [`tidy_stored`](super::tidy_stored)), and checkpoints the WAL when it has nothing
+//! else to do, so no sync waits behind a checkpoint.
+//!
+//! [`Store`]: super::Store
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use tokio::sync::{mpsc, oneshot};
+
+use super::clock::Clock;
+use super::large_work::with_large_page_cache;
+use super::last_answer::LastAnswers;
+use super::sync::apply;
+use super::tidy_stored::{TIDIED_PER_TURN, any_queued, tidy_queued};
+use super::{Stats, StoreError, SyncOutcome, database_error};
+use crate::protocol::SyncRequest;
+
+/// How many queued commands the writer may take into one transaction.
+const MAX_BATCH: usize = 64;
+/// How many batches the writer runs between two turns of tidying while syncs keep coming.
+const BATCHES_PER_TURN: usize = 2;
+/// How many changes, all its syncs together, a batch may hold: what the others in it, and
+/// every sync queued behind it, wait for stays bounded.
+const MAX_BATCH_CHANGES: usize = 2_000;
+/// Changes from which a sync is applied in a transaction of its own (see `runs_alone`).
+const RUNS_ALONE_FROM: usize = 500;
+/// How many commits the writer makes, while syncs keep coming, before it checkpoints the
+/// WAL all the same, so that it stays short.
+const CHECKPOINT_EVERY: usize = 16;
+
+/// What a [`Store`](super::Store) handle asks the writer.
+pub enum Command {
+    Sync {
+        account: String,
+        request: SyncRequest,
+        /// How far off a device's clock may be before it is reported, in nanoseconds.
+        skew_allowance: i64,
+        reply: oneshot::Sender<Result<SyncOutcome, StoreError>>,
+    },
+    Stats {
+        reply: oneshot::Sender<Result<Stats, StoreError>>,
+    },
+}
+
+impl Command {
+    /// A sync this large gets a transaction of its own, with no savepoint: SQLite keeps a
+    /// savepoint's journal in memory (`temp_store = MEMORY`) and walks all of it as each
+    /// statement ends, which made a request of 50,000 changes take a minute instead of a
+    /// second and every other sync wait behind it.
+    fn runs_alone(&self) -> bool {
+        self.changes() >= RUNS_ALONE_FROM
+    }
+
+    /// How many changes the command applies.
+    fn changes(&self) -> usize {
+        match self {
+            Command::Sync { request, .. } => request.changes.len(),
+            Command::Stats { .. } => 0,
+        }
+    }
+
+    /// Answers the command when its write transaction could not begin (`e`): a sync with
+    /// the error; stats are read all the same, as reading needs no write lock, so another
+    /// process holding one does not pass for a wedged writer.
+    fn fail(self, conn: &Connection, e: &rusqlite::Error) {
+        match self {
+            Command::Sync { reply, .. } => drop(reply.send(Err(database_error(e)))),
+            Command::Stats { reply } => drop(reply.send(stats(conn).map_err(database_error))),
+        }
+    }
+}
+
+/// The writer's state between commands.
+pub struct Writer {
+    conn: Connection,
+    clock: Clock,
+    last_answers: LastAnswers,
+    /// A command taken from the queue that did not fit the batch before, or waited for a
+    /// turn of tidying.
+    held_back: Option<Command>,
+    /// Whether deletes' tasks are queued for tidying.
+    tidying: bool,
+    batches_since_turn: usize,
+    commits_since_checkpoint: usize,
+}
+
+impl Writer {
+    /// The writer of `conn` (whose WAL it checkpoints itself: see `connection::open`),
+    /// stamping with `clock`.
+    pub fn new(conn: Connection, clock: Clock) -> Writer {
+        let tidying = any_queued(&conn).unwrap_or(true);
+        Writer {
+            conn,
+            clock,
+            last_answers: LastAnswers::default(),
+            held_back: None,
+            tidying,
+            batches_since_turn: 0,
+            // A start may follow an import or an unclean stop: checkpoint when first idle.
+            commits_since_checkpoint: 1,
+        }
+    }
+
+    /// Serves commands until every [`Store`](super::Store) handle is dropped. While deletes'
+    /// tasks are queued for tidying, it takes a turn at them whenever no command waits, and
+    /// otherwise after every [`BATCHES_PER_TURN`] batches: neither starves the other, and
+    /// syncs that queued behind a large batch go before the next turn.
+    pub fn run(mut self, mut receiver: mpsc::Receiver<Command>) {
+        loop {
+            let waiting = match self.held_back.take() {
+                Some(command) => Some(command),
+                None => match receiver.try_recv() {
+                    Ok(command) => Some(command),
+                    Err(mpsc::error::TryRecvError::Empty) => None,
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                },
+            };
+            if self.tidying && (waiting.is_none() || self.batches_since_turn >= BATCHES_PER_TURN) {
+                self.held_back = waiting;
+                self.take_tidy_turn();
+                continue;
+            }
+            let first = match waiting {
+                Some(command) => command,
+                None => {
+                    self.checkpoint();
+                    match receiver.blocking_recv() {
+                        Some(command) => command,
+                        None => break,
+                    }
+                }
+            };
+            let batch = self.batch_from(first, &mut receiver);
+            self.run_batch(batch);
+        }
+        self.close();
+    }
+
+    /// `first` and the commands queued behind it that may share its transaction.
+    fn batch_from(
+        &mut self,
+        first: Command,
+        receiver: &mut mpsc::Receiver<Command>,
+    ) -> Vec<Command> {
+        let mut changes = first.changes();
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH && !batch[0].runs_alone() {
+            match receiver.try_recv() {
+                Ok(command)
+                    if command.runs_alone() || changes + command.changes() > MAX_BATCH_CHANGES =>
+                {
+                    self.held_back = Some(command);
+                    break;
+                }
+                Ok(command) => {
+                    changes += command.changes();
+                    batch.push(command);
+                }
+                Err(_) => break,
+            }
+        }
+        batch
+    }
+
+    /// Runs a batch, a large one with the large page cache.
+    fn run_batch(&mut self, batch: Vec<Command>) {
+        let (conn, clock, last_answers) = (&self.conn, &mut self.clock, &mut self.last_answers);
+        if batch[0].runs_alone() {
+            with_large_page_cache(conn, || apply_batch(conn, clock, last_answers, batch));
+        } else {
+            apply_batch(conn, clock, last_answers, batch);
+        }
+        self.batches_since_turn += 1;
+        self.committed();
+        self.tidying = self.tidying || any_queued(&self.conn).unwrap_or(true);
+    }
+
+    /// Tidies up to [`TIDIED_PER_TURN`] queued tasks in a transaction of its own. A failure
+    /// is logged, and the next batch tries again.
+    fn take_tidy_turn(&mut self) {
+        let (conn, clock) = (&self.conn, &mut self.clock);
+        let turn = with_large_page_cache(conn, || -> rusqlite::Result<bool> {
+            let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+            let more = tidy_queued(&tx, clock, TIDIED_PER_TURN)?;
+            tx.commit()?;
+            Ok(more)
+        });
+        self.tidying = turn.unwrap_or_else(|e| {
+            eprintln!(
+                "warning: could not tidy the tasks of deleted lists and tags ({e}); \
+                 the next sync tries again"
+            );
+            false
+        });
+        self.batches_since_turn = 0;
+        self.committed();
+    }
+
+    /// Counts a commit, and checkpoints after [`CHECKPOINT_EVERY`] of them.
+    fn committed(&mut self) {
+        self.commits_since_checkpoint += 1;
+        if self.commits_since_checkpoint >= CHECKPOINT_EVERY {
+            self.checkpoint();
+        }
+    }
+
+    /// Copies what the WAL holds into the database file, as far as readers allow, if
+    /// anything was committed since the last time. A failure only lets the WAL grow, and
+    /// the next checkpoint tries again.
+    fn checkpoint(&mut self) {
+        if self.commits_since_checkpoint == 0 {
+            return;
+        }
+        let done = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        if let Err(e) = done {
+            eprintln!("warning: could not checkpoint the database: {e}");
+        }
+        self.commits_since_checkpoint = 0;
+    }
+
+    /// Checkpoints the whole WAL and closes the connection.
+    fn close(self) {
+        if let Err(e) = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+            eprintln!("warning: could not checkpoint the database on shutdown: {e}");
+        }
+        if let Err((_, e)) = self.conn.close() {
+            eprintln!("warning: could not close the database cleanly: {e}");
+        }
+    }
+}
+
+/// Applies a batch in one transaction; replies only after it has committed. If the commit
+/// fails, the answers it held are forgotten, as they are never sent.
+fn apply_batch(
+    conn: &Connection,
+    clock: &mut Clock,
+    last_answers: &mut LastAnswers,
+    batch: Vec<Command>,
+) {
+    type Pending = (
+        (String, String),
+        Result<SyncOutcome, StoreError>,
+        oneshot::Sender<Result<SyncOutcome, StoreError>>,
+    );
+    let mut pending: Vec<Pending> = Vec::new();
+    // Shares the connection, so the stats of a batch that cannot begin are still read. The
+    // writer never nests transactions.
+    let transaction = Transaction::new_unchecked(conn, TransactionBehavior::Immediate);
+    let mut tx = match transaction {
+        Ok(tx) => tx,
+        Err(e) => {
+            for command in batch {
+                command.fail(conn, &e);
+            }
+            return;
+        }
+    };
+    // A sync alone in its transaction needs no savepoint: if it fails, the whole
+    // transaction is rolled back instead of committed.
+    let alone = batch.len() == 1;
+    let tidy_share = TIDIED_PER_TURN / batch.len();
+    for command in batch {
+        match command {
+            Command::Sync {
+                account,
+                request,
+                skew_allowance,
+                reply,
+            } => {
+                // A sync's own changes count against the tidying it does itself: a large
+                // one leaves it all to the writer's turns.
+                let budget = tidy_share.saturating_sub(request.changes.len());
+                let outcome = if alone {
+                    apply(
+                        &tx,
+                        clock,
+                        last_answers,
+                        &account,
+                        &request,
+                        skew_allowance,
+                        budget,
+                    )
+                } else {
+                    apply_in_savepoint(
+                        &mut tx,
+                        clock,
+                        last_answers,
+                        &account,
+                        &request,
+                        skew_allowance,
+                        budget,
+                    )
+                };
+                let device = (account, request.device_id);
+                pending.push((device, outcome.map_err(database_error), reply));
+            }
+            Command::Stats { reply } => {
+                let _ = reply.send(stats(&tx).map_err(database_error));
+            }
+        }
+    }
+    if alone && pending.iter().any(|(_, outcome, _)| outcome.is_err()) {
+        // Dropping the transaction rolls the failed sync back whole.
+        drop(tx);
+        for (_, outcome, reply) in pending {
+            let _ = reply.send(outcome);
+        }
+        return;
+    }
+    if let Err(e) = tx.commit() {
+        for ((account, device), _, reply) in pending {
+            last_answers.forget(&account, &device);
+            let _ = reply.send(Err(database_error(&e)));
+        }
+        return;
+    }
+    for (_, outcome, reply) in pending {
+        let _ = reply.send(outcome);
+    }
+}
+
+fn apply_in_savepoint(
+    tx: &mut rusqlite::Transaction,
+    clock: &mut Clock,
+    last_answers: &mut LastAnswers,
+    account: &str,
+    request: &SyncRequest,
+    skew_allowance: i64,
+    tidy_budget: usize,
+) -> rusqlite::Result<SyncOutcome> {
+    let savepoint = tx.savepoint()?;
+    let outcome = apply(
+        &savepoint,
+        clock,
+        last_answers,
+        account,
+        request,
+        skew_allowance,
+        tidy_budget,
+    )?;
+    savepoint.commit()?;
+    Ok(outcome)
+}
+
+fn stats(conn: &Connection) -> rusqlite::Result<Stats> {
+    conn.query_row(
+        "SELECT (SELECT COUNT(DISTINCT account) FROM devices),
+                (SELECT COUNT(*) FROM devices),
+                (SELECT COUNT(*) FROM records WHERE deleted = 0)",
+        [],
+        |row| {
+            Ok(Stats {
+                accounts: row.get(0)?,
+                devices: row.get(1)?,
+                records: row.get(2)?,
+            })
+        },
+    )
+}
