@@ -4,7 +4,7 @@
 
 use std::io::Read;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use flate2::read::GzDecoder;
 use http_body_util::{BodyExt, Full};
@@ -68,6 +68,8 @@ pub struct Reply {
     pub body: Vec<u8>,
     /// True when the server answered with `Content-Encoding: gzip`.
     pub gzipped: bool,
+    /// When the answer's status and headers arrived: the server had applied the request.
+    pub head_at: Instant,
 }
 
 /// A device's connection; reconnects when the server has closed it.
@@ -110,6 +112,7 @@ impl Client {
             .send_request(request)
             .await
             .map_err(|e| format!("request to {} failed: {e}", self.target.addr))?;
+        let head_at = Instant::now();
         if !self.keep_alive {
             self.sender = None;
         }
@@ -135,6 +138,7 @@ impl Client {
             wire_bytes: wire.len(),
             body,
             gzipped,
+            head_at,
         })
     }
 

@@ -47,6 +47,8 @@ pub struct Device {
 pub struct Answer {
     /// From sending the request to having the whole body.
     pub elapsed: Duration,
+    /// From sending the request to the answer's head: the server had applied it.
+    pub head_elapsed: Duration,
     /// Body bytes over the wire.
     pub wire_bytes: usize,
     /// Body bytes once decompressed.
@@ -199,6 +201,7 @@ impl Device {
         })?;
         let mut answer = Answer {
             elapsed,
+            head_elapsed: reply.head_at.saturating_duration_since(started),
             wire_bytes: reply.wire_bytes,
             body_bytes: reply.body.len(),
             gzipped: reply.gzipped,
