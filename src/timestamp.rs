@@ -24,9 +24,11 @@ const EARLIEST: DateTime = DateTime::constant(0, 1, 1, 0, 0, 0, 0);
 const LATEST: DateTime = DateTime::MAX;
 
 /// Parses an RFC 3339 timestamp (`2026-11-24T22:42:47.738719602Z`, `...+00:00`) to Unix
-/// nanoseconds, exact for every year from 0000 to 9999. Refuses shapes the desktop client
-/// could not read back, such as a missing seconds field or offset, a year without exactly
-/// four digits, or an offset beyond ±23:59, even where jiff alone would be more lenient.
+/// nanoseconds, exact for every instant from 0000 to 9999 in UTC. Refuses shapes the desktop
+/// client could not read back, such as a missing seconds field or offset, a year without
+/// exactly four digits, or an offset beyond ±23:59, even where jiff alone would be more
+/// lenient; and an instant whose offset takes it out of those years in UTC, which the
+/// desktop client would store (in UTC) as a year it cannot read back.
 pub fn parse_instant(text: &str) -> Option<i128> {
     if !has_rfc3339_shape(text.as_bytes()) {
         return None;
@@ -34,7 +36,9 @@ pub fn parse_instant(text: &str) -> Option<i128> {
     let pieces = Pieces::parse(text).ok()?;
     let local = pieces.date().to_datetime(pieces.time()?);
     let offset = pieces.to_numeric_offset()?;
-    Some(nanos_since_epoch(local) - i128::from(offset.seconds()) * NANOS_PER_SECOND)
+    let instant = nanos_since_epoch(local) - i128::from(offset.seconds()) * NANOS_PER_SECOND;
+    let readable = nanos_since_epoch(EARLIEST)..=nanos_since_epoch(LATEST);
+    readable.contains(&instant).then_some(instant)
 }
 
 /// Parses a due date: an RFC 3339 timestamp, or a bare `YYYY-MM-DD` (read as midnight UTC).
@@ -199,14 +203,14 @@ mod tests {
             parse_instant("9999-12-31T23:59:59.999999999Z"),
             Some(253_402_300_799 * SECOND + 999_999_999)
         );
-        // An offset may put the instant itself just outside 0000-9999.
+        // An offset may move the local time across a year, within 0000-9999 in UTC.
         assert_eq!(
-            parse_instant("9999-12-31T23:59:59-01:00"),
-            Some(253_402_304_399 * SECOND)
+            parse_instant("9999-12-31T23:59:59+01:00"),
+            Some(253_402_297_199 * SECOND)
         );
         assert_eq!(
-            parse_instant("0000-01-01T00:00:00+01:00"),
-            Some(-62_167_222_800 * SECOND)
+            parse_instant("0000-01-01T00:00:00-01:00"),
+            Some(-62_167_215_600 * SECOND)
         );
         assert_eq!(
             parse_due_date_instant("2300-01-01"),
@@ -258,6 +262,10 @@ mod tests {
             "-0001-12-31T23:59:59Z",
             "+010000-01-01T00:00:00.000Z",
             "-000001-12-31T23:59:59.000Z",
+            // Four-digit years whose offset takes them out of 0000-9999 in UTC.
+            "9999-12-31T23:59:59.999999999-23:59",
+            "9999-12-31T23:00:00-01:00",
+            "0000-01-01T00:00:00+00:01",
         ] {
             assert_eq!(parse_instant(text), None, "{text}");
         }
@@ -286,9 +294,10 @@ mod tests {
         ] {
             assert_eq!(format_instant(parse_instant(text).unwrap()), text);
         }
-        let beyond = parse_instant("9999-12-31T23:59:59-01:00").unwrap();
-        assert_eq!(format_instant(beyond), "9999-12-31T23:59:59.999Z");
-        let before = parse_instant("0000-01-01T00:00:00+01:00").unwrap();
-        assert_eq!(format_instant(before), "0000-01-01T00:00:00.000Z");
+        // A version moved a millisecond past the last instant, and one before the first.
+        let last = parse_instant("9999-12-31T23:59:59.999999999Z").unwrap();
+        assert_eq!(format_instant(last + 1_000_000), "9999-12-31T23:59:59.999Z");
+        let first = parse_instant("0000-01-01T00:00:00Z").unwrap();
+        assert_eq!(format_instant(first - 1), "0000-01-01T00:00:00.000Z");
     }
 }

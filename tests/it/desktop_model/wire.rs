@@ -186,9 +186,20 @@ fn optional_due_date(record: &Value) -> Result<Option<Timestamp>, String> {
     }
 }
 
-/// An RFC 3339 time, as chrono's `parse_from_rfc3339` reads it.
+/// An RFC 3339 time, as chrono's `parse_from_rfc3339` reads it. chrono reads on to the end
+/// of year 9999 (in UTC), where jiff's `Timestamp` ends about a day earlier: the model holds
+/// an instant in those last hours as `Timestamp::MAX`.
 pub fn parse_time(text: &str) -> Option<Timestamp> {
-    text.parse().ok()
+    if let Ok(time) = text.parse() {
+        return Some(time);
+    }
+    let pieces = jiff::fmt::temporal::Pieces::parse(text).ok()?;
+    let local = pieces.date().to_datetime(pieces.time()?);
+    let offset = pieces.to_numeric_offset()?;
+    let utc = local.checked_sub(jiff::SignedDuration::from_secs(offset.seconds().into()));
+    utc.ok()
+        .filter(|utc| utc.date().year() == 9999)
+        .map(|_| Timestamp::MAX)
 }
 
 /// 23:59:59 UTC on `date`, as the client makes due dates.
