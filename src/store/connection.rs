@@ -1,8 +1,6 @@
 //! Opens the writer's connection: WAL, durable commits, a short wait for other processes'
 //! locks, and a write that proves the database can be written, so a server that could not
-//! save a sync refuses to start and says what to change instead of answering 500s. Commits
-//! do not checkpoint the WAL: the writer does it when idle (see `writer`), so a sync never
-//! waits for a checkpoint.
+//! save a sync refuses to start and says what to change instead of answering 500s.
 
 use std::path::Path;
 use std::time::Duration;
@@ -46,8 +44,7 @@ pub fn open(path: &Path) -> Result<Connection, String> {
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
-         PRAGMA temp_store = MEMORY;
-         PRAGMA wal_autocheckpoint = 0;",
+         PRAGMA temp_store = MEMORY;",
     )
     .map_err(refused)?;
     prove_writable(&mut conn).map_err(refused)?;

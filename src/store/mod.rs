@@ -29,6 +29,7 @@ mod test_support;
 mod tidy;
 mod tidy_stored;
 mod unknown_inbox;
+mod wal;
 mod writer;
 
 use std::path::Path;

@@ -15,6 +15,7 @@ use super::large_work::with_large_page_cache;
 use super::last_answer::LastAnswers;
 use super::sync::apply;
 use super::tidy_stored::{TIDIED_PER_TURN, any_queued, tidy_queued};
+use super::wal;
 use super::{Stats, StoreError, SyncOutcome, database_error};
 use crate::protocol::SyncRequest;
 
@@ -27,9 +28,12 @@ const BATCHES_PER_TURN: usize = 2;
 const MAX_BATCH_CHANGES: usize = 2_000;
 /// Changes from which a sync is applied in a transaction of its own (see `runs_alone`).
 const RUNS_ALONE_FROM: usize = 500;
-/// How many commits the writer makes, while syncs keep coming, before it checkpoints the
-/// WAL all the same, so that it stays short.
-const CHECKPOINT_EVERY: usize = 16;
+/// The WAL pages from which the writer checkpoints when it has nothing else to do: the
+/// threshold of SQLite's own automatic checkpoint.
+const IDLE_CHECKPOINT_PAGES: usize = 1_000;
+/// The WAL pages (64 MiB) from which the writer checkpoints even while syncs keep coming,
+/// so that the WAL, which every read looks through, stays bounded.
+const BUSY_CHECKPOINT_PAGES: usize = 16_384;
 
 /// What a [`Store`](super::Store) handle asks the writer.
 pub enum Command {
@@ -84,13 +88,12 @@ pub struct Writer {
     /// Whether deletes' tasks are queued for tidying.
     tidying: bool,
     batches_since_turn: usize,
-    commits_since_checkpoint: usize,
 }
 
 impl Writer {
-    /// The writer of `conn` (whose WAL it checkpoints itself: see `connection::open`),
-    /// stamping with `clock`.
+    /// The writer of `conn`, stamping with `clock`; it checkpoints the WAL itself.
     pub fn new(conn: Connection, clock: Clock) -> Writer {
+        wal::take_over_checkpoints(&conn);
         let tidying = any_queued(&conn).unwrap_or(true);
         Writer {
             conn,
@@ -99,8 +102,6 @@ impl Writer {
             held_back: None,
             tidying,
             batches_since_turn: 0,
-            // A start may follow an import or an unclean stop: checkpoint when first idle.
-            commits_since_checkpoint: 1,
         }
     }
 
@@ -126,7 +127,7 @@ impl Writer {
             let first = match waiting {
                 Some(command) => command,
                 None => {
-                    self.checkpoint();
+                    wal::checkpoint_from(&self.conn, IDLE_CHECKPOINT_PAGES);
                     match receiver.blocking_recv() {
                         Some(command) => command,
                         None => break,
@@ -174,7 +175,7 @@ impl Writer {
             apply_batch(conn, clock, last_answers, batch);
         }
         self.batches_since_turn += 1;
-        self.committed();
+        wal::checkpoint_from(&self.conn, BUSY_CHECKPOINT_PAGES);
         self.tidying = self.tidying || any_queued(&self.conn).unwrap_or(true);
     }
 
@@ -196,31 +197,7 @@ impl Writer {
             false
         });
         self.batches_since_turn = 0;
-        self.committed();
-    }
-
-    /// Counts a commit, and checkpoints after [`CHECKPOINT_EVERY`] of them.
-    fn committed(&mut self) {
-        self.commits_since_checkpoint += 1;
-        if self.commits_since_checkpoint >= CHECKPOINT_EVERY {
-            self.checkpoint();
-        }
-    }
-
-    /// Copies what the WAL holds into the database file, as far as readers allow, if
-    /// anything was committed since the last time. A failure only lets the WAL grow, and
-    /// the next checkpoint tries again.
-    fn checkpoint(&mut self) {
-        if self.commits_since_checkpoint == 0 {
-            return;
-        }
-        let done = self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-        if let Err(e) = done {
-            eprintln!("warning: could not checkpoint the database: {e}");
-        }
-        self.commits_since_checkpoint = 0;
+        wal::checkpoint_from(&self.conn, BUSY_CHECKPOINT_PAGES);
     }
 
     /// Checkpoints the whole WAL and closes the connection.
