@@ -252,9 +252,9 @@ fn apply_batch(
                 // A sync's own changes count against the tidying it does itself: a large
                 // one leaves it all to the writer's turns.
                 let budget = tidy_share.saturating_sub(request.changes.len());
-                let outcome = if alone {
+                let outcome = in_own_savepoint(&mut tx, !alone, |tx| {
                     apply(
-                        &tx,
+                        tx,
                         clock,
                         last_answers,
                         &account,
@@ -262,17 +262,7 @@ fn apply_batch(
                         skew_allowance,
                         budget,
                     )
-                } else {
-                    apply_in_savepoint(
-                        &mut tx,
-                        clock,
-                        last_answers,
-                        &account,
-                        &request,
-                        skew_allowance,
-                        budget,
-                    )
-                };
+                });
                 let device = (account, request.device_id);
                 pending.push((device, outcome.map_err(database_error), reply));
             }
@@ -301,25 +291,18 @@ fn apply_batch(
     }
 }
 
-fn apply_in_savepoint(
-    tx: &mut rusqlite::Transaction,
-    clock: &mut Clock,
-    last_answers: &mut LastAnswers,
-    account: &str,
-    request: &SyncRequest,
-    skew_allowance: i64,
-    tidy_budget: usize,
-) -> rusqlite::Result<SyncOutcome> {
+/// Runs `work` inside a savepoint of its own when `shared` (other syncs share the
+/// transaction), so that a failure undoes it alone; otherwise on the transaction itself.
+fn in_own_savepoint<T>(
+    tx: &mut Transaction,
+    shared: bool,
+    work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    if !shared {
+        return work(tx);
+    }
     let savepoint = tx.savepoint()?;
-    let outcome = apply(
-        &savepoint,
-        clock,
-        last_answers,
-        account,
-        request,
-        skew_allowance,
-        tidy_budget,
-    )?;
+    let outcome = work(&savepoint)?;
     savepoint.commit()?;
     Ok(outcome)
 }
