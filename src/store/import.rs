@@ -304,7 +304,8 @@ impl Target<'_> {
         let lookups = DeletedLookups::default();
         // Before the server answers anyone: all at once.
         let all = usize::MAX;
-        tidy_after_deletes(self.tx, clock, &lookups, self.account, inbox, stored, all)
+        tidy_after_deletes(self.tx, clock, &lookups, self.account, inbox, stored, all)?;
+        Ok(())
     }
 
     /// Points the task at the account inbox when it was in some device's inbox (a renaming,

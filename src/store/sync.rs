@@ -114,7 +114,7 @@ pub fn apply(
     let deleted = applied
         .iter()
         .filter_map(|applied| applied.deleted.as_ref());
-    tidy_after_deletes(
+    let queued_now = tidy_after_deletes(
         tx,
         clock,
         &scope.deleted_lookups,
@@ -123,7 +123,7 @@ pub fn apply(
         deleted,
         tidy_budget,
     )?;
-    scope.tidy_queued = scope.tidy_queued || queued_in(tx, account)?;
+    scope.tidy_queued |= queued_now;
     for change in records {
         applied.push(apply_change(tx, clock, &scope, change)?);
     }

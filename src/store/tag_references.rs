@@ -31,22 +31,20 @@ pub fn index_tag_references(
     before: &HashSet<String>,
     task: &Change,
 ) -> rusqlite::Result<()> {
-    let after: HashSet<&str> = match task.body.get("tag_ids") {
-        Some(Value::Array(tag_ids)) if !task.deleted => {
-            tag_ids.iter().filter_map(Value::as_str).collect()
-        }
-        _ => HashSet::new(),
+    let after = match task.deleted {
+        true => HashSet::new(),
+        false => referenced_tags(&task.body),
     };
     let mut delete = tx.prepare_cached(
         "DELETE FROM tag_references WHERE account = ?1 AND tag = ?2 AND task = ?3",
     )?;
-    for tag in before.iter().filter(|tag| !after.contains(tag.as_str())) {
+    for tag in before.difference(&after) {
         delete.execute(params![account, tag, task.id])?;
     }
     let mut insert = tx.prepare_cached(
         "INSERT OR IGNORE INTO tag_references (account, tag, task) VALUES (?1, ?2, ?3)",
     )?;
-    for tag in after.into_iter().filter(|tag| !before.contains(*tag)) {
+    for tag in after.difference(before) {
         insert.execute(params![account, tag, task.id])?;
     }
     Ok(())

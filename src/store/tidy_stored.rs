@@ -40,7 +40,7 @@ const TASKS_WITH_TAG: &str =
 
 /// After lists or tags are deleted, moves their tasks to the inbox and strips the tags from
 /// them, each task once however many of its list and tags went, up to `budget` tasks; the
-/// deletes are queued when they leave more. A tidied task is a server edit with a new stamp
+/// deletes are queued when they leave more, and it says whether they were. A tidied task is a server edit with a new stamp
 /// and no origin, so every device receives it; it keeps the instant it competes at, so an
 /// edit made before the delete still beats it when it arrives later (and is tidied in turn).
 pub fn tidy_after_deletes<'a>(
@@ -51,19 +51,21 @@ pub fn tidy_after_deletes<'a>(
     account_inbox: Option<&String>,
     deleted: impl IntoIterator<Item = &'a Change>,
     budget: usize,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<bool> {
     let deletes: Vec<(Kind, &str)> = deleted
         .into_iter()
         .filter(|change| tidies_tasks(change.kind, account_inbox.is_some()))
         .map(|change| (change.kind, change.id.as_str()))
         .collect();
     let mut tasks = BTreeSet::new();
+    let mut queued = false;
     for &(kind, id) in &deletes {
         let room = budget.saturating_sub(tasks.len());
         let found = dangling_tasks(tx, account, kind, id, room.saturating_add(1))?;
         if found.len() > room {
             tasks.extend(found.into_iter().take(room));
             queue(tx, account, &deletes)?;
+            queued = true;
             break;
         }
         tasks.extend(found);
@@ -71,7 +73,7 @@ pub fn tidy_after_deletes<'a>(
     for id in tasks {
         tidy_stored_task(tx, clock, lookups, account, account_inbox, &id)?;
     }
-    Ok(())
+    Ok(queued)
 }
 
 /// Tidies the stored version of one task, if it points at a deleted list or tag; says
