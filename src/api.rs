@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Either, Full};
 use hyper::body::{Body, Bytes, Incoming};
 use hyper::header::{
     ALLOW, AUTHORIZATION, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue,
-    RETRY_AFTER, VARY, WWW_AUTHENTICATE,
+    RETRY_AFTER, USER_AGENT, VARY, WWW_AUTHENTICATE,
 };
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
@@ -23,7 +23,8 @@ use crate::body_budget::{self, BodyBudget, Reservation};
 use crate::config::Config;
 use crate::connection_slots::RequestTracker;
 use crate::protocol;
-use crate::store::{Store, StoreError};
+use crate::store::{Caller, Store, StoreError};
+use crate::tokens::Holder;
 
 /// What every request handler shares.
 pub struct AppState {
@@ -91,10 +92,15 @@ async fn sync(
         return shutting_down();
     }
     let config = state.config.borrow().clone();
-    let account = match authenticate(&request, &config, tracker).await {
-        Ok(account) => account,
+    let caller = match authenticate(&request, &config, tracker).await {
+        Ok(holder) => Caller::new(
+            &holder.account,
+            &holder.name,
+            request.headers().get(USER_AGENT).map(HeaderValue::as_bytes),
+        ),
         Err(response) => return *response,
     };
+    let account = caller.account.clone();
     let request_headers = request.headers().clone();
     // The share of the budget stays held until this returns: the body and what is decoded
     // from it are in memory until the sync is applied.
@@ -117,11 +123,7 @@ async fn sync(
         }
     };
     let skew_allowance = config.clock_skew_allowance;
-    match state
-        .store
-        .sync(&account, sync_request, skew_allowance)
-        .await
-    {
+    match state.store.sync(caller, sync_request, skew_allowance).await {
         Ok(outcome) => {
             if let Some(warning) = &outcome.clock_warning {
                 eprintln!("warning: account {account:?}: {warning}");
@@ -149,14 +151,14 @@ async fn sync(
     }
 }
 
-/// The account of the request's bearer token, or the 401 to send; a valid token is reported
-/// to `tracker`. A token of the original server's argon2 entries may wait for its one
+/// Whose the request's bearer token is, or the 401 to send; a valid token is reported to
+/// `tracker`. A token of the original server's argon2 entries may wait for its one
 /// verification (see `tokens`).
 async fn authenticate(
     request: &Request<Incoming>,
     config: &Config,
     tracker: &RequestTracker,
-) -> Result<String, Box<HttpResponse>> {
+) -> Result<Holder, Box<HttpResponse>> {
     let header = request
         .headers()
         .get(AUTHORIZATION)
@@ -182,10 +184,10 @@ async fn authenticate(
             ));
         }
     };
-    match config.tokens.account_of(token).await {
-        Some(account) => {
+    match config.tokens.holder_of(token).await {
+        Some(holder) => {
             tracker.token_accepted();
-            Ok(account.to_owned())
+            Ok(holder.clone())
         }
         None => Err(unauthorized(
             "unknown token: it is not in the server's config (revoked, or mistyped); \

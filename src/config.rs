@@ -101,6 +101,15 @@ pub struct ConfigFile {
 }
 
 impl ConfigFile {
+    /// The database file of this config, read from `path`: `TICKIT_SYNC_DB`, else its
+    /// `[database] path`.
+    pub fn database(&self, path: &Path) -> PathBuf {
+        let base = path.parent().unwrap_or(Path::new(""));
+        env_string(ENV_DB)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| database_path(base, &self.database.path))
+    }
+
     /// Its `[[tokens]]` entries, in the order written.
     pub fn tokens(&self) -> impl ExactSizeIterator<Item = &TokenEntry> {
         self.tokens.iter().map(Spanned::as_ref)
@@ -249,6 +258,11 @@ fn refuse_empty(what: &str, path: &Path, text: &str, advice: &str) -> Result<(),
     Ok(())
 }
 
+/// The database file the config at `path` names (see [`ConfigFile::database`]).
+pub fn database_of(path: &Path) -> Result<PathBuf, String> {
+    Ok(read_file(path)?.database(path))
+}
+
 /// Loads the config at `path` and applies environment and command-line overrides. An empty
 /// file is refused: see [`refuse_empty`].
 pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, String> {
@@ -265,6 +279,7 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, String> {
     )?;
     let file = parse_file(path, &text)?;
     let base = path.parent().unwrap_or(Path::new(""));
+    let database = file.database(path);
     let mut entries: Vec<TokenEntry> = file.tokens.into_iter().map(Spanned::into_inner).collect();
     let tokens_file = file.tokens_file.as_ref().map(|name| base.join(name));
     if let Some(tokens_path) = &tokens_file {
@@ -305,9 +320,6 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, String> {
         }
         None => ListenAddr::Tcp { host, port },
     };
-    let database = env_string(ENV_DB)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| database_path(base, &file.database.path));
     let must_be_positive = [
         ("[server] max_body_bytes", server.max_body_bytes),
         (
@@ -495,8 +507,9 @@ mod tests {
         assert_eq!(
             config
                 .tokens
-                .account_of("replace-me-with-a-long-random-string")
-                .await,
+                .holder_of("replace-me-with-a-long-random-string")
+                .await
+                .map(|holder| holder.account.as_str()),
             Some("default")
         );
     }

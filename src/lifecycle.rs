@@ -176,12 +176,13 @@ async fn report_health(state: Arc<AppState>, watchdog: Option<Duration>) {
     }
 }
 
-/// "2 accounts, 5 devices, 120 records; last sync 3s ago", for people reading the status.
+/// "2 accounts, 5 devices (3 seen in the last day), 120 records; last sync 3s ago", for
+/// people reading the status.
 fn status_line(stats: Result<Stats, StoreError>, activity: &Activity) -> String {
     let figures = match stats {
         Ok(stats) => format!(
-            "{} accounts, {} devices, {} records",
-            stats.accounts, stats.devices, stats.records
+            "{} accounts, {} devices ({} seen in the last day), {} records",
+            stats.accounts, stats.devices, stats.devices_last_day, stats.records
         ),
         Err(e) => format!("database unavailable: {e}"),
     };

@@ -11,6 +11,7 @@ mod body_budget;
 mod config;
 mod config_edit;
 mod connection_slots;
+mod devices;
 mod health;
 mod lifecycle;
 mod listener;
@@ -69,6 +70,8 @@ enum Command {
     Serve(ServeArgs),
     Health(HealthArgs),
     Import(ImportArgs),
+    Devices(DevicesArgs),
+    Backup(BackupArgs),
 }
 
 #[derive(FromArgs)]
@@ -102,7 +105,7 @@ struct TokenArgs {
     /// shared default account)
     #[argh(option)]
     account: Option<String>,
-    /// list the tokens' names and accounts
+    /// list the tokens' names, accounts, and when each was last used to sync
     #[argh(switch)]
     list: bool,
     /// remove the token with this name
@@ -178,6 +181,54 @@ struct ImportArgs {
     config: Option<PathBuf>,
 }
 
+#[derive(FromArgs)]
+/// List the devices that sync with this server: account, token, last sync, first seen,
+/// client (from its User-Agent), changes waiting for it, and any clock warning. Reads the
+/// database only; works while the server runs and on a stopped server's database.
+#[argh(
+    subcommand,
+    name = "devices",
+    example = "tickit-sync devices",
+    example = "tickit-sync devices --account kids --json",
+    note = "A last sync is recorded to within a minute. WAITING counts the changes other \
+            devices made that this one has not been sent yet."
+)]
+struct DevicesArgs {
+    /// only the devices of this account
+    #[argh(option)]
+    account: Option<String>,
+    /// print JSON (shape in the README) instead of a table
+    #[argh(switch)]
+    json: bool,
+    /// config file naming the database (default: $TICKIT_SYNC_CONFIG, else ./config.toml)
+    #[argh(option)]
+    config: Option<PathBuf>,
+}
+
+#[derive(FromArgs)]
+/// Copy the database, consistently, while the server runs. The copy is checked with
+/// SQLite's integrity_check and written atomically: PATH is the old file or the new copy,
+/// never half of one. PATH may be a directory: the copy is then named by the time it was
+/// taken.
+#[argh(
+    subcommand,
+    name = "backup",
+    example = "tickit-sync backup /var/backups/tickit-sync.sqlite",
+    example = "tickit-sync backup /var/backups/",
+    note = "To restore: stop the server, copy the backup over the database file (its [database] \
+            path; delete the -wal and -shm files beside it), and start the server. Each device \
+            then uploads again what it changed since the backup, so nothing any device still \
+            holds is lost."
+)]
+struct BackupArgs {
+    /// where to write the copy: a file (replaced if it exists) or a directory
+    #[argh(positional)]
+    path: PathBuf,
+    /// config file naming the database (default: $TICKIT_SYNC_CONFIG, else ./config.toml)
+    #[argh(option)]
+    config: Option<PathBuf>,
+}
+
 fn main() -> ExitCode {
     purge_freed_memory_at_once();
     let cli: Cli = argh::from_env();
@@ -203,6 +254,11 @@ fn run(command: Command) -> Result<(), String> {
             exit_idle_after: args.exit_idle_after.map(Duration::from_secs),
         }),
         Command::Import(args) => import(args),
+        Command::Devices(args) => {
+            let database = config::database_of(&config::locate(args.config))?;
+            devices::print(&database, args.account.as_deref(), args.json)
+        }
+        Command::Backup(args) => backup(args),
         Command::Health(args) => {
             let url = args.url.unwrap_or_else(health::default_url);
             health::probe(&url)?;
@@ -220,6 +276,21 @@ fn import(args: ImportArgs) -> Result<(), String> {
         "{report}\nfrom {} into {}. Devices sync on with no change.",
         args.from.display(),
         config.database.display()
+    );
+    Ok(())
+}
+
+fn backup(args: BackupArgs) -> Result<(), String> {
+    let database = config::database_of(&config::locate(args.config))?;
+    let report = store::backup(&database, &args.path)?;
+    println!(
+        "Backed up {} to {}: {} bytes, {} records (tasks, lists, tags), {} devices; \
+         integrity_check: ok. Restoring: see `tickit-sync backup --help`.",
+        database.display(),
+        report.path.display(),
+        report.bytes,
+        report.records,
+        report.devices
     );
     Ok(())
 }

@@ -1,10 +1,12 @@
 //! The commands that write the config: `init`, `token`, and the first-run config `serve`
 //! creates when there is none.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use crate::config::{self, Config, ListenAddr, Overrides};
-use crate::{config_edit, permissions, tokens};
+use crate::timestamp::now_nanos;
+use crate::{config_edit, devices, permissions, store, tokens};
 
 /// `init`: writes a commented config with every default, refusing to overwrite one.
 pub fn init(path: &Path, force: bool) -> Result<(), String> {
@@ -58,8 +60,9 @@ pub fn add_token(path: &Path, name: &str, account: Option<&str>) -> Result<(), S
     Ok(())
 }
 
-/// `token --list`: names and accounts of the tokens in the file, and how each is stored
-/// (`sha256`, `argon2` or `plaintext`; never the secret).
+/// `token --list`: names and accounts of the tokens in the file, how each is stored
+/// (`sha256`, `argon2` or `plaintext`; never the secret), and when each last synced, read
+/// from the database (a token never used, or unused since it was made, is easy to spot).
 pub fn list_tokens(path: &Path) -> Result<(), String> {
     let file = config::read_file(path)?;
     if file.tokens().len() == 0 {
@@ -69,13 +72,30 @@ pub fn list_tokens(path: &Path) -> Result<(), String> {
         );
         return Ok(());
     }
+    let database = file.database(path);
+    let last_use = if database.exists() {
+        store::token_last_use(&database).unwrap_or_else(|e| {
+            eprintln!("warning: last use unknown: {e}");
+            HashMap::new()
+        })
+    } else {
+        HashMap::new()
+    };
+    let now = now_nanos();
     for entry in file.tokens() {
         let account = entry.account();
         let stored = match entry.secret_kind() {
             Ok(kind) => kind.to_owned(),
             Err(e) => format!("invalid: {e}"),
         };
-        println!("{}\taccount: {account}\tstored: {stored}", entry.name);
+        let used = match last_use.get(&entry.name) {
+            Some(&at) => devices::when(at, now),
+            None => "never".to_owned(),
+        };
+        println!(
+            "{}\taccount: {account}\tstored: {stored}\tlast use: {used}",
+            entry.name
+        );
     }
     Ok(())
 }

@@ -152,7 +152,14 @@ pub struct TokenSet {
 #[derive(Debug, Clone)]
 struct KnownToken {
     digest: [u8; 32],
-    account: String,
+    holder: Holder,
+}
+
+/// Whose a token is: the name of its `[[tokens]]` entry and the account it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub name: String,
+    pub account: String,
 }
 
 impl Default for TokenSet {
@@ -183,15 +190,18 @@ impl TokenSet {
                     first.place()
                 )));
             }
-            let account = entry.account().to_owned();
+            let holder = Holder {
+                name: entry.name.clone(),
+                account: entry.account().to_owned(),
+            };
             let first_with_same_token = match entry.secret().map_err(|e| entry.fault(&e))? {
                 Secret::Digest { digest, .. } => {
-                    known.push(KnownToken { digest, account });
+                    known.push(KnownToken { digest, holder });
                     digests.insert(digest, entry)
                 }
                 Secret::Argon2(hash) => {
                     let text = hash.as_str().to_owned();
-                    argon2.push((hash, account));
+                    argon2.push((hash, holder));
                     phc_strings.insert(text, entry)
                 }
             };
@@ -205,21 +215,21 @@ impl TokenSet {
         })
     }
 
-    /// The account a presented token belongs to. Compares against every SHA-256 entry and
-    /// every argon2 match verified before, in constant time each, so timing reveals neither
-    /// the token nor which entry matched. Only a token seen for the first time waits for
-    /// argon2 (when the config has argon2 entries).
-    pub async fn account_of(&self, presented: &str) -> Option<&str> {
+    /// Whose a presented token is. Compares against every SHA-256 entry and every argon2
+    /// match verified before, in constant time each, so timing reveals neither the token nor
+    /// which entry matched. Only a token seen for the first time waits for argon2 (when the
+    /// config has argon2 entries).
+    pub async fn holder_of(&self, presented: &str) -> Option<&Holder> {
         let presented_digest = digest(presented);
         let mut found = None;
         for entry in &self.entries {
             if bool::from(entry.digest.ct_eq(&presented_digest)) {
-                found = Some(entry.account.as_str());
+                found = Some(&entry.holder);
             }
         }
-        let verified = self.argon2.verified_account(&presented_digest);
+        let verified = self.argon2.verified_holder(&presented_digest);
         match found.or(verified) {
-            Some(account) => Some(account),
+            Some(holder) => Some(holder),
             None => self.argon2.verify(presented, presented_digest).await,
         }
     }
@@ -418,6 +428,12 @@ mod tests {
             .to_string()
     }
 
+    async fn account_of<'a>(set: &'a TokenSet, token: &str) -> Option<&'a str> {
+        set.holder_of(token)
+            .await
+            .map(|holder| holder.account.as_str())
+    }
+
     fn argon2_runs(set: &TokenSet) -> usize {
         set.argon2.verifications.load(Ordering::Relaxed)
     }
@@ -438,10 +454,10 @@ mod tests {
             entry("new", None, Some(&hash_for_config(&token))),
         ])
         .unwrap();
-        assert_eq!(set.account_of("token-1").await, Some(DEFAULT_ACCOUNT));
-        assert_eq!(set.account_of(&token).await, Some(DEFAULT_ACCOUNT));
-        assert_eq!(set.account_of("token-2").await, None);
-        assert_eq!(set.account_of("").await, None);
+        assert_eq!(account_of(&set, "token-1").await, Some(DEFAULT_ACCOUNT));
+        assert_eq!(account_of(&set, &token).await, Some(DEFAULT_ACCOUNT));
+        assert_eq!(account_of(&set, "token-2").await, None);
+        assert_eq!(account_of(&set, "").await, None);
     }
 
     #[tokio::test]
@@ -455,16 +471,19 @@ mod tests {
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
         let set = TokenSet::new(&[original_entry("laptop", &phc, Some("family"))]).unwrap();
         assert_eq!(set.len(), 1);
-        assert_eq!(set.account_of("tks_original").await, Some("family"));
-        assert_eq!(set.account_of("tks_0riginal").await, None);
-        assert_eq!(set.account_of("").await, None);
+        assert_eq!(account_of(&set, "tks_original").await, Some("family"));
+        assert_eq!(account_of(&set, "tks_0riginal").await, None);
+        assert_eq!(account_of(&set, "").await, None);
     }
 
     #[tokio::test]
     async fn a_plaintext_token_hash_is_a_plaintext_token() {
         let set = TokenSet::new(&[original_entry("phone", "my-old-token", None)]).unwrap();
-        assert_eq!(set.account_of("my-old-token").await, Some(DEFAULT_ACCOUNT));
-        assert_eq!(set.account_of("my-old-token ").await, None);
+        assert_eq!(
+            account_of(&set, "my-old-token").await,
+            Some(DEFAULT_ACCOUNT)
+        );
+        assert_eq!(account_of(&set, "my-old-token ").await, None);
         assert_eq!(argon2_runs(&set), 0);
     }
 
@@ -475,11 +494,11 @@ mod tests {
             original_entry("phone", &cheap_phc("tks_phone"), Some("kids")),
         ])
         .unwrap();
-        assert_eq!(set.account_of("tks_phone").await, Some("kids"));
+        assert_eq!(account_of(&set, "tks_phone").await, Some("kids"));
         let after_first = argon2_runs(&set);
         assert_eq!(after_first, 2, "tried laptop's entry, then phone's");
-        assert_eq!(set.account_of("tks_phone").await, Some("kids"));
-        assert_eq!(set.clone().account_of("tks_phone").await, Some("kids"));
+        assert_eq!(account_of(&set, "tks_phone").await, Some("kids"));
+        assert_eq!(account_of(&set.clone(), "tks_phone").await, Some("kids"));
         assert_eq!(argon2_runs(&set), after_first);
     }
 
@@ -487,7 +506,10 @@ mod tests {
     async fn concurrent_first_uses_of_a_token_run_argon2_once() {
         let set =
             TokenSet::new(&[original_entry("laptop", &cheap_phc("tks_laptop"), None)]).unwrap();
-        let (a, b) = tokio::join!(set.account_of("tks_laptop"), set.account_of("tks_laptop"));
+        let (a, b) = tokio::join!(
+            account_of(&set, "tks_laptop"),
+            account_of(&set, "tks_laptop")
+        );
         assert_eq!((a, b), (Some(DEFAULT_ACCOUNT), Some(DEFAULT_ACCOUNT)));
         assert_eq!(argon2_runs(&set), 1);
     }
@@ -497,12 +519,12 @@ mod tests {
         let set =
             TokenSet::new(&[original_entry("laptop", &cheap_phc("tks_laptop"), None)]).unwrap();
         for _ in 0..3 {
-            assert_eq!(set.account_of("tks_guess").await, None);
+            assert_eq!(account_of(&set, "tks_guess").await, None);
         }
         assert_eq!(argon2_runs(&set), 1);
-        assert_eq!(set.account_of("tks_another_guess").await, None);
+        assert_eq!(account_of(&set, "tks_another_guess").await, None);
         assert_eq!(argon2_runs(&set), 2);
-        assert_eq!(set.account_of("tks_laptop").await, Some(DEFAULT_ACCOUNT));
+        assert_eq!(account_of(&set, "tks_laptop").await, Some(DEFAULT_ACCOUNT));
     }
 
     #[tokio::test]
@@ -513,8 +535,8 @@ mod tests {
             original_entry("phone", &phone, None),
         ])
         .unwrap();
-        assert!(before.account_of("tks_laptop").await.is_some());
-        assert!(before.account_of("tks_phone").await.is_some());
+        assert!(account_of(&before, "tks_laptop").await.is_some());
+        assert!(account_of(&before, "tks_phone").await.is_some());
 
         // The phone is revoked and the laptop moves to another account.
         let after = TokenSet::new(&[
@@ -523,13 +545,13 @@ mod tests {
         ])
         .unwrap();
         after.keep_verified_from(&before);
-        assert_eq!(after.account_of("tks_laptop").await, Some("work"));
+        assert_eq!(account_of(&after, "tks_laptop").await, Some("work"));
         assert_eq!(
             argon2_runs(&after),
             0,
             "the laptop's match was carried over"
         );
-        assert_eq!(after.account_of("tks_phone").await, None);
+        assert_eq!(account_of(&after, "tks_phone").await, None);
         assert_eq!(argon2_runs(&after), 1, "the phone's match was dropped");
     }
 

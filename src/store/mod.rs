@@ -2,6 +2,7 @@
 //! commands sent over a channel by cloneable [`Store`] handles; answers are read after their
 //! commit through connections of their own ([`readers`]).
 
+mod backup;
 mod clock;
 mod connection;
 #[cfg(test)]
@@ -10,6 +11,8 @@ mod copies;
 mod decide;
 mod delivery;
 mod device_clock;
+mod device_listing;
+mod device_state;
 mod feed;
 mod fingerprint;
 mod import;
@@ -18,8 +21,10 @@ mod import_tests;
 mod inbox;
 mod large_work;
 mod last_answer;
+mod read_only;
 mod readers;
 mod records;
+mod restore;
 mod schema;
 mod sent_through;
 mod sync;
@@ -40,7 +45,10 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::protocol::SyncRequest;
+pub use backup::backup;
 use clock::Clock;
+pub use device_listing::{DeviceListing, devices, token_last_use};
+pub use device_state::Caller;
 pub use feed::{FeedRange, OutgoingRecord};
 pub use import::{ImportReport, from_file as import_file};
 use readers::Readers;
@@ -86,6 +94,8 @@ impl std::fmt::Display for StoreError {
 pub struct Stats {
     pub accounts: u64,
     pub devices: u64,
+    /// Devices that synced in the last 24 hours.
+    pub devices_last_day: u64,
     pub records: u64,
 }
 
@@ -140,17 +150,17 @@ impl Store {
         })
     }
 
-    /// Applies one sync request for `account` atomically and durably; a device whose clock
+    /// Applies one sync request of `caller` atomically and durably; a device whose clock
     /// is off by more than `skew_allowance` is reported in the outcome, once.
     pub async fn sync(
         &self,
-        account: &str,
+        caller: Caller,
         request: SyncRequest,
         skew_allowance: std::time::Duration,
     ) -> Result<SyncOutcome, StoreError> {
         let (reply, answer) = oneshot::channel();
         let command = Command::Sync {
-            account: account.to_owned(),
+            caller,
             request,
             skew_allowance: i64::try_from(skew_allowance.as_nanos()).unwrap_or(i64::MAX),
             reply,

@@ -106,18 +106,39 @@ const MIGRATIONS: &[&str] = &[
         id      TEXT NOT NULL,
         PRIMARY KEY (account, kind, id)
     ) WITHOUT ROWID;",
+    // 7: what `tickit-sync devices` tells of each device (`device_state`): when it was
+    // first seen and last synced, the token entry and client (User-Agent) it synced with,
+    // and the stamp its last answer was complete to, after which what waits for it is
+    // stamped; when each token was last used (`token --list`). What a backup's copy asks of each device once it is restored (`restore`):
+    // the instant to have it upload again from, and when the copy was taken.
+    "ALTER TABLE devices ADD COLUMN first_seen_at INTEGER;
+    ALTER TABLE devices ADD COLUMN last_sync_at INTEGER;
+    ALTER TABLE devices ADD COLUMN answered_through INTEGER;
+    ALTER TABLE devices ADD COLUMN token_name TEXT;
+    ALTER TABLE devices ADD COLUMN user_agent TEXT;
+    ALTER TABLE devices ADD COLUMN upload_again_from INTEGER;
+    CREATE TABLE token_use (
+        name         TEXT PRIMARY KEY,
+        last_used_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE backup_taken (taken_at INTEGER NOT NULL);",
 ];
+
+/// The schema version this release writes.
+pub const CURRENT: usize = MIGRATIONS.len();
+
+/// The schema version of the database `conn` has open.
+pub fn version(conn: &Connection) -> rusqlite::Result<usize> {
+    conn.pragma_query_value(None, "user_version", |row| row.get(0))
+}
 
 /// Brings the schema up to date, refusing a database written by a newer release.
 pub fn migrate(conn: &mut Connection) -> Result<(), String> {
-    let current: usize = conn
-        .pragma_query_value(None, "user_version", |row| row.get(0))
-        .map_err(|e| format!("cannot read the schema version: {e}"))?;
-    if current > MIGRATIONS.len() {
+    let current = version(conn).map_err(|e| format!("cannot read the schema version: {e}"))?;
+    if current > CURRENT {
         return Err(format!(
-            "the database has schema version {current}, newer than this tickit-sync understands ({}); \
-             run the newer tickit-sync that wrote it, or restore a backup",
-            MIGRATIONS.len()
+            "the database has schema version {current}, newer than this tickit-sync understands \
+             ({CURRENT}); run the newer tickit-sync that wrote it, or restore a backup"
         ));
     }
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {

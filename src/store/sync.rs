@@ -5,13 +5,14 @@
 
 use std::collections::HashSet;
 
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 
 use super::clock::Clock;
 use super::copies::{Copy, Upload, held, sent, sent_range, uploaded};
 use super::decide::{Decision, Version, decide};
 use super::delivery::{date_past_copies, ensure_applied};
 use super::device_clock::{ClockWarning, note_offset, offset_from_last_sync};
+use super::device_state::{self, Caller};
 use super::feed::{
     FeedRange, KeyedRecord, OutgoingRecord, any_changed, in_range, load_outgoing, read_if_small,
 };
@@ -19,6 +20,7 @@ use super::fingerprint;
 use super::inbox::{InboxIds, device_inbox, inbox_aliases, map_to_account, register_inboxes};
 use super::last_answer::{LastAnswer, LastAnswers, feed_after};
 use super::records::{load, postpone, store};
+use super::restore::take_upload_again_from;
 use super::sent_through::record_feed;
 use super::tidy::{DeletedLookups, as_tidied_by_device, tidy_references};
 use super::tidy_stored::{queued_in, tidy_after_deletes, tidy_loaded_task};
@@ -62,7 +64,7 @@ impl SyncOutcome {
     }
 }
 
-/// Applies one request for `account` and reads back what the device must receive: the
+/// Applies one request of `caller` and reads back what the device must receive: the
 /// changes after its last answer (see [`last_answer`](super::last_answer)), which is then
 /// replaced by this one. `skew_allowance` (nanoseconds) is how far off a device's clock may
 /// be before it is reported; `tidy_budget` is how many stored tasks its deletes may tidy
@@ -71,14 +73,16 @@ pub fn apply(
     tx: &Connection,
     clock: &mut Clock,
     last_answers: &mut LastAnswers,
-    account: &str,
+    caller: &Caller,
     request: &SyncRequest,
     skew_allowance: i64,
     tidy_budget: usize,
 ) -> rusqlite::Result<SyncOutcome> {
-    let device = request.device_id.as_str();
-    tx.prepare_cached("INSERT OR IGNORE INTO devices (account, device) VALUES (?1, ?2)")?
-        .execute(params![account, device])?;
+    let (account, device) = (caller.account.as_str(), request.device_id.as_str());
+    let received_at = clock.horizon();
+    let is_new = device_state::register(tx, account, device, received_at)?;
+    let upload_again_from =
+        take_upload_again_from(tx, account, device, is_new, request.last_sync.is_some())?;
     let imported_inboxes = unknown_inbox::in_account(tx, account)?;
     let inbox_was_unknown = imported_inboxes && device_inbox(tx, account, device)?.is_none();
     let inbox = register_inboxes(tx, account, device, &request.changes)?;
@@ -89,7 +93,7 @@ pub fn apply(
         last_answer,
         inbox: inbox.as_ref(),
         aliases: inbox_aliases(tx, account)?,
-        received_at: clock.horizon(),
+        received_at,
         deleted_by_device: request
             .changes
             .iter()
@@ -138,7 +142,10 @@ pub fn apply(
     };
 
     let horizon = clock.horizon();
-    let server_time = horizon.saturating_sub(skew_allowance);
+    let mut server_time = horizon.saturating_sub(skew_allowance);
+    if let Some(from) = upload_again_from {
+        server_time = server_time.min(from.saturating_sub(skew_allowance).max(0));
+    }
     let feed_start = feed_after(last_answer.as_ref(), request.last_sync);
     let mut feed = feed_range(tx, account, device, feed_start, horizon)?;
     let mut extras = resends(tx, account, feed.as_ref(), to_resend)?;
@@ -183,6 +190,11 @@ pub fn apply(
         feed = None;
     }
     records.extend(extras.into_iter().map(|(_, _, record)| record));
+    let delivered = !request.changes.is_empty()
+        || feed.is_some()
+        || !records.is_empty()
+        || upload_again_from.is_some();
+    device_state::note_sync(tx, caller, device, received_at, horizon, delivered)?;
     last_answers.remember(
         account,
         device,

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use super::clock::Clock;
 use super::device_clock::ClockWarning;
+use super::device_state::Caller;
 use super::feed::in_answer_order;
 use super::inbox::InboxIds;
 use super::last_answer::LastAnswers;
@@ -66,7 +67,7 @@ impl Database {
             &self.conn,
             &mut self.clock,
             &mut self.last_answers,
-            ACCOUNT,
+            &Caller::new(ACCOUNT, "test-token", None),
             &request,
             ALLOWANCE,
             self.tidy_budget,

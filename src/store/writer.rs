@@ -16,8 +16,9 @@ use super::last_answer::LastAnswers;
 use super::sync::apply;
 use super::tidy_stored::{TIDIED_PER_TURN, any_queued, tidy_queued};
 use super::wal;
-use super::{Stats, StoreError, SyncOutcome, database_error};
+use super::{Caller, Stats, StoreError, SyncOutcome, database_error};
 use crate::protocol::SyncRequest;
+use crate::timestamp::now_nanos;
 
 /// How many queued commands the writer may take into one transaction.
 const MAX_BATCH: usize = 64;
@@ -35,10 +36,13 @@ const IDLE_CHECKPOINT_PAGES: usize = 1_000;
 /// so that the WAL, which every read looks through, stays bounded.
 const BUSY_CHECKPOINT_PAGES: usize = 16_384;
 
+/// A day, in nanoseconds: devices that synced within it count as active in the stats.
+const DAY: i64 = 86_400_000_000_000;
+
 /// What a [`Store`](super::Store) handle asks the writer.
 pub enum Command {
     Sync {
-        account: String,
+        caller: Caller,
         request: SyncRequest,
         /// How far off a device's clock may be before it is reported, in nanoseconds.
         skew_allowance: i64,
@@ -244,7 +248,7 @@ fn apply_batch(
     for command in batch {
         match command {
             Command::Sync {
-                account,
+                caller,
                 request,
                 skew_allowance,
                 reply,
@@ -257,13 +261,13 @@ fn apply_batch(
                         tx,
                         clock,
                         last_answers,
-                        &account,
+                        &caller,
                         &request,
                         skew_allowance,
                         budget,
                     )
                 });
-                let device = (account, request.device_id);
+                let device = (caller.account, request.device_id);
                 pending.push((device, outcome.map_err(database_error), reply));
             }
             Command::Stats { reply } => {
@@ -308,16 +312,19 @@ fn in_own_savepoint<T>(
 }
 
 fn stats(conn: &Connection) -> rusqlite::Result<Stats> {
+    let day_ago = now_nanos().saturating_sub(DAY);
     conn.query_row(
         "SELECT (SELECT COUNT(DISTINCT account) FROM devices),
                 (SELECT COUNT(*) FROM devices),
+                (SELECT COUNT(*) FROM devices WHERE last_sync_at > ?1),
                 (SELECT COUNT(*) FROM records WHERE deleted = 0)",
-        [],
+        [day_ago],
         |row| {
             Ok(Stats {
                 accounts: row.get(0)?,
                 devices: row.get(1)?,
-                records: row.get(2)?,
+                devices_last_day: row.get(2)?,
+                records: row.get(3)?,
             })
         },
     )

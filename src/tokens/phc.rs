@@ -16,6 +16,8 @@ use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordVerifier, Version}
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
+use super::Holder;
+
 /// How many failed tokens are remembered; older ones are forgotten first.
 const FAILURE_CACHE_CAPACITY: usize = 4096;
 
@@ -56,16 +58,16 @@ pub(super) struct PhcTokens {
 
 struct PhcEntry {
     hash: PasswordHashString,
-    account: String,
+    holder: Holder,
 }
 
 impl PhcTokens {
-    /// The entries: each hash (from [`parse`]) and its account.
-    pub(super) fn new(entries: Vec<(PasswordHashString, String)>) -> PhcTokens {
+    /// The entries: each hash (from [`parse`]) and whose it is.
+    pub(super) fn new(entries: Vec<(PasswordHashString, Holder)>) -> PhcTokens {
         PhcTokens {
             entries: entries
                 .into_iter()
-                .map(|(hash, account)| PhcEntry { hash, account })
+                .map(|(hash, holder)| PhcEntry { hash, holder })
                 .collect(),
             verified: Mutex::default(),
             failed: Mutex::new(FailureCache::new(FAILURE_CACHE_CAPACITY)),
@@ -79,13 +81,13 @@ impl PhcTokens {
         self.entries.len()
     }
 
-    /// The account of a token verified before. Compares against every remembered match in
+    /// The holder of a token verified before. Compares against every remembered match in
     /// constant time each, and never waits for argon2.
-    pub(super) fn verified_account(&self, digest: &[u8; 32]) -> Option<&str> {
+    pub(super) fn verified_holder(&self, digest: &[u8; 32]) -> Option<&Holder> {
         let mut found = None;
         for (known, index) in lock(&self.verified).iter() {
             if bool::from(known.ct_eq(digest)) {
-                found = self.entries.get(*index).map(|entry| entry.account.as_str());
+                found = self.entries.get(*index).map(|entry| &entry.holder);
             }
         }
         found
@@ -97,14 +99,14 @@ impl PhcTokens {
         self: &Arc<Self>,
         presented: &str,
         digest: [u8; 32],
-    ) -> Option<&str> {
+    ) -> Option<&Holder> {
         if self.entries.is_empty() || self.recently_failed(&digest) {
             return None;
         }
         let turn = ARGON2_TURN.acquire().await.ok()?;
         // Another request may have settled this token while this one waited for the turn.
-        if let Some(account) = self.verified_account(&digest) {
-            return Some(account);
+        if let Some(holder) = self.verified_holder(&digest) {
+            return Some(holder);
         }
         if self.recently_failed(&digest) {
             return None;
@@ -118,9 +120,7 @@ impl PhcTokens {
         })
         .await
         .ok()??;
-        self.entries
-            .get(matched)
-            .map(|entry| entry.account.as_str())
+        self.entries.get(matched).map(|entry| &entry.holder)
     }
 
     /// Runs argon2 (blocking) and records the outcome; the index of the matching entry.
@@ -146,7 +146,7 @@ impl PhcTokens {
     }
 
     /// Takes over the matches `previous` verified whose hash is still in this set (with this
-    /// set's account for it); matches of entries that are gone are dropped, so a revoked
+    /// set's holder for it); matches of entries that are gone are dropped, so a revoked
     /// token is refused at once. Failures are not taken over: a new entry may accept them.
     pub(super) fn keep_verified_from(&self, previous: &PhcTokens) {
         let remembered = lock(&previous.verified).clone();

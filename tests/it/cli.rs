@@ -62,7 +62,8 @@ fn token_adds_a_hash_keeps_comments_lists_and_revokes() {
     let listed = run_cli(dir.path(), &["token", "--list"]);
     assert_eq!(
         stdout(&listed),
-        "laptop\taccount: default\tstored: sha256\ntablet\taccount: kids\tstored: sha256\n"
+        "laptop\taccount: default\tstored: sha256\tlast use: never\n\
+         tablet\taccount: kids\tstored: sha256\tlast use: never\n"
     );
 
     let duplicate = run_cli(dir.path(), &["token", "--name", "laptop"]);
@@ -78,7 +79,10 @@ fn token_adds_a_hash_keeps_comments_lists_and_revokes() {
     let revoked = run_cli(dir.path(), &["token", "--revoke", "laptop"]);
     assert!(revoked.status.success());
     let listed = run_cli(dir.path(), &["token", "--list"]);
-    assert_eq!(stdout(&listed), "tablet\taccount: kids\tstored: sha256\n");
+    assert_eq!(
+        stdout(&listed),
+        "tablet\taccount: kids\tstored: sha256\tlast use: never\n"
+    );
 }
 
 #[test]

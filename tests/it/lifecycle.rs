@@ -146,7 +146,7 @@ fn notify_ready_watchdog_reload_and_stopping_in_order() {
     assert_eq!(
         server.messages[0],
         format!(
-            "READY=1\nSTATUS=listening on 127.0.0.1:{port}; 0 accounts, 0 devices, 0 records; \
+            "READY=1\nSTATUS=listening on 127.0.0.1:{port}; 0 accounts, 0 devices (0 seen in the last day), 0 records; \
              no sync since start\n"
         ),
         "READY is the first message and says where and what"
@@ -171,7 +171,7 @@ fn notify_ready_watchdog_reload_and_stopping_in_order() {
     let ping = server.wait_for_message("last sync");
     assert_eq!(
         ping,
-        "WATCHDOG=1\nSTATUS=1 accounts, 1 devices, 2 records; last sync 0s ago\n"
+        "WATCHDOG=1\nSTATUS=1 accounts, 1 devices (1 seen in the last day), 2 records; last sync 0s ago\n"
     );
 
     let mark = server.messages.len();
@@ -216,7 +216,7 @@ fn watchdog_meant_for_another_pid_sends_status_but_no_pings() {
     let status = server.wait_for_message("STATUS=0 accounts");
     assert_eq!(
         status,
-        "STATUS=0 accounts, 0 devices, 0 records; no sync since start\n"
+        "STATUS=0 accounts, 0 devices (0 seen in the last day), 0 records; no sync since start\n"
     );
     // ... but for 1 s (five watchdog periods) nothing pings.
     server.collect_messages_for(Duration::from_secs(1));
@@ -283,7 +283,7 @@ fn systemd_socket_activate_starts_it_on_demand_and_it_exits_when_idle() {
         ready,
         format!(
             "READY=1\nSTATUS=listening on 127.0.0.1:{port} (from systemd); 0 accounts, \
-             0 devices, 0 records; no sync since start\n"
+             0 devices (0 seen in the last day), 0 records; no sync since start\n"
         )
     );
     assert!(
@@ -747,7 +747,7 @@ fn status_lines_count_accounts_devices_and_records() {
     server.sync_ok(OTHER_ACCOUNT_TOKEN, &sync_body(DEVICE_C, None, vec![]));
     let status = server.wait_for_message("2 accounts");
     assert!(
-        status.starts_with("WATCHDOG=1\nSTATUS=2 accounts, 3 devices, 1 records; last sync "),
+        status.starts_with("WATCHDOG=1\nSTATUS=2 accounts, 3 devices (3 seen in the last day), 1 records; last sync "),
         "{status:?}"
     );
     server.stop();

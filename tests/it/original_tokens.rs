@@ -64,10 +64,20 @@ fn an_original_config_with_argon2_and_plaintext_token_hashes_serves_lists_and_re
 
     let listed = run_cli(&dir, &["token", "--list"]);
     assert!(listed.status.success(), "{}", stderr(&listed));
-    assert_eq!(
-        stdout(&listed),
-        "laptop\taccount: default\tstored: argon2\n\
-         phone\taccount: default\tstored: plaintext\n"
+    let listed = stdout(&listed);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2, "{listed}");
+    assert!(
+        lines[0].starts_with("laptop\taccount: default\tstored: argon2\tlast use: "),
+        "{listed}"
+    );
+    assert!(
+        lines[1].starts_with("phone\taccount: default\tstored: plaintext\tlast use: "),
+        "{listed}"
+    );
+    assert!(
+        lines.iter().all(|line| line.ends_with(" (just now)")),
+        "both tokens synced a moment ago: {listed}"
     );
 
     // A reload for another change keeps the argon2 token working.
