@@ -107,3 +107,66 @@ pub fn token_last_use(database: &Path) -> Result<HashMap<String, i64>, String> {
     };
     read().map_err(|e| format!("cannot read the devices of {}: {e}", database.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_support::*;
+
+    fn at(seconds_from_now: i64) -> String {
+        crate::timestamp::format_server_time(
+            crate::timestamp::now_nanos() + seconds_from_now * 1_000_000_000,
+        )
+    }
+
+    #[test]
+    fn lists_what_waits_for_each_device_and_the_clock_it_was_warned_about() {
+        let mut db = Database::new();
+        db.sync(LAPTOP, None, &[task("Write report", WORK, &[], T1)]);
+        db.sync(PHONE, None, &[]);
+        db.sync(LAPTOP, None, &[task("Write the report", WORK, &[], T2)]);
+        db.sync(PHONE, None, &[]);
+        // The phone, an hour fast, applied the edit and re-stamped it with its own clock;
+        // then the laptop adds a list and a tag the phone has not been sent.
+        let restamped = task("Write the report", WORK, &[], &at(3600));
+        db.sync(PHONE, None, std::slice::from_ref(&restamped));
+        db.sync(
+            LAPTOP,
+            None,
+            &[list(ERRANDS, "Errands", false, T2), tag(REPORT, "urgent")],
+        );
+
+        let listed = read_devices(db.connection(), None).unwrap();
+        let summary: Vec<(&str, u64, Option<&str>)> = listed
+            .iter()
+            .map(|device| {
+                (
+                    device.device.as_str(),
+                    device.waiting,
+                    device.token_name.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (LAPTOP, 0, Some("test-token")),
+                (PHONE, 2, Some("test-token"))
+            ]
+        );
+        let laptop = &listed[0];
+        assert_eq!(laptop.clock_warning, None);
+        assert!(laptop.first_seen_at.is_some() && laptop.last_sync_at.is_some());
+        let phone = &listed[1];
+        let warning = phone.clock_warning.as_ref().expect("the phone was warned");
+        assert_eq!(warning.device, PHONE);
+        assert!((warning.offset - 3_600_000_000_000).abs() < 5_000_000_000);
+        assert_eq!(phone.clock_offset, Some(warning.offset));
+
+        assert!(
+            read_devices(db.connection(), Some("another"))
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
