@@ -1,6 +1,7 @@
 //! The configuration file: where it is looked for, its format and defaults, the environment
 //! overrides, and the validation that turns a wrong line into an error that names it.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -66,6 +67,8 @@ pub struct Config {
     pub tokens: TokenSet,
     /// The separate file of `[[tokens]]`, if the config names one.
     pub tokens_file: Option<PathBuf>,
+    /// Where Prometheus metrics are served, if anywhere (`[metrics] bind`).
+    pub metrics: Option<SocketAddr>,
 }
 
 impl Config {
@@ -96,6 +99,7 @@ pub struct ConfigFile {
     database: DatabaseSection,
     #[serde(default)]
     sync: SyncSection,
+    metrics: Option<MetricsSection>,
     #[serde(default)]
     tokens: Vec<Spanned<TokenEntry>>,
 }
@@ -176,6 +180,14 @@ impl Default for SyncSection {
             max_text_bytes: 64 * 1024,
         }
     }
+}
+
+/// `[metrics]`: present only to serve metrics, so it has no defaults.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsSection {
+    /// An IP address and port, e.g. "127.0.0.1:9184"; checked at load.
+    bind: Spanned<String>,
 }
 
 /// Only `[[tokens]]`, for `tokens_file`.
@@ -344,6 +356,10 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, String> {
             path.display()
         ));
     }
+    let metrics = file
+        .metrics
+        .map(|section| metrics_address(path, &text, &section.bind))
+        .transpose()?;
     if server.max_bodies_in_flight_bytes < server.max_body_bytes {
         return Err(format!(
             "config {}: [server] max_bodies_in_flight_bytes ({}) must be at least \
@@ -369,6 +385,20 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, String> {
         max_text_bytes: file.sync.max_text_bytes,
         tokens,
         tokens_file,
+        metrics,
+    })
+}
+
+/// `[metrics] bind` as an address to listen on; the error names its line.
+fn metrics_address(path: &Path, text: &str, bind: &Spanned<String>) -> Result<SocketAddr, String> {
+    bind.as_ref().parse().map_err(|_| {
+        format!(
+            "config {} line {}: [metrics] bind = {:?} is not an IP address and port; write \
+             for example \"127.0.0.1:9184\" (this machine only) or \"[::1]:9184\"",
+            path.display(),
+            line_at(text, bind.span().start),
+            bind.as_ref()
+        )
     })
 }
 
@@ -439,6 +469,12 @@ max_records_per_request = {max_records}
 # Bytes any one string of a record (a title, a description, its id) may hold; longer
 # gets 400 naming this setting.
 max_text_bytes = {max_text}
+
+# Prometheus metrics, served at GET /metrics on an address of their own, only when this
+# section is here. They need no token: keep them on loopback (127.0.0.1) or a private
+# network. A change takes effect at the next restart.
+# [metrics]
+# bind = "127.0.0.1:9184"
 
 # Tokens: add one per device with `tickit-sync token --name NAME`; it is stored hashed.
 # Entries may also hold a plaintext `token = "..."`, and an `account = "NAME"` to keep that
@@ -521,6 +557,26 @@ mod tests {
         let error = load(&path, &Overrides::default()).unwrap_err();
         assert!(error.contains("line 3"), "{error}");
         assert!(error.contains("prot"), "{error}");
+    }
+
+    #[test]
+    fn metrics_are_off_unless_asked_for_and_a_wrong_address_names_its_line() {
+        let dir = temp_dir("metrics");
+        let path = write(&dir, &template());
+        assert_eq!(load(&path, &Overrides::default()).unwrap().metrics, None);
+        let path = write(&dir, "[metrics]\nbind = \"127.0.0.1:9184\"\n");
+        let config = load(&path, &Overrides::default()).unwrap();
+        assert_eq!(config.metrics, Some("127.0.0.1:9184".parse().unwrap()));
+        let path = write(
+            &dir,
+            "[server]\nport = 3030\n\n[metrics]\nbind = \"localhost\"\n",
+        );
+        let error = load(&path, &Overrides::default()).unwrap_err();
+        assert!(error.contains("line 5"), "{error}");
+        assert!(error.contains("[metrics] bind"), "{error}");
+        let path = write(&dir, "[metrics]\nport = 9184\n");
+        let error = load(&path, &Overrides::default()).unwrap_err();
+        assert!(error.contains("port"), "{error}");
     }
 
     #[test]

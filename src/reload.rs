@@ -141,6 +141,9 @@ fn warn_about_restart_only_settings(old: &Config, new: &Config) {
             new.listen
         );
     }
+    if old.metrics != new.metrics {
+        eprintln!("warning: [metrics] changed; restart tickit-sync to apply it");
+    }
     if old.database != new.database {
         eprintln!(
             "warning: the database path changed to {}; restart tickit-sync to apply it",
