@@ -4,11 +4,13 @@
 //! answer that carries records of the feed reads them from the database on a blocking
 //! thread, so a full sync of a large account is never held whole in memory. An answer of a
 //! few kilobytes or more is gzip-compressed when the client accepts it (the desktop client
-//! does); a smaller one goes out as it is, with its length.
+//! does); a smaller one goes out as it is, with its length. The metrics count each record
+//! as it is written and each chunk's bytes as the connection takes it.
 
 use std::collections::VecDeque;
 use std::io::Write;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use flate2::Compression;
@@ -17,6 +19,7 @@ use hyper::body::{Body, Bytes, Frame, SizeHint};
 use hyper::header::{ACCEPT_ENCODING, HeaderMap};
 use tokio::sync::{Semaphore, mpsc};
 
+use crate::metrics::Metrics;
 use crate::protocol::{self, InboxRename};
 use crate::store::{OutgoingRecord, Store, StoreError, SyncOutcome};
 use crate::timestamp::format_server_time;
@@ -50,6 +53,7 @@ enum Piece {
 struct Composer<'a, E: FnMut(Piece) -> bool> {
     rename: Option<InboxRename<'a>>,
     accepts_gzip: bool,
+    metrics: &'a Metrics,
     emit: E,
     json: Vec<u8>,
     encoder: Option<GzEncoder<Vec<u8>>>,
@@ -58,7 +62,13 @@ struct Composer<'a, E: FnMut(Piece) -> bool> {
 }
 
 impl<'a, E: FnMut(Piece) -> bool> Composer<'a, E> {
-    fn new(server_time: i64, rename: Option<InboxRename<'a>>, accepts_gzip: bool, emit: E) -> Self {
+    fn new(
+        server_time: i64,
+        rename: Option<InboxRename<'a>>,
+        accepts_gzip: bool,
+        metrics: &'a Metrics,
+        emit: E,
+    ) -> Self {
         let json = format!(
             r#"{{"server_time":"{}","changes":["#,
             format_server_time(server_time)
@@ -67,6 +77,7 @@ impl<'a, E: FnMut(Piece) -> bool> Composer<'a, E> {
         Composer {
             rename,
             accepts_gzip,
+            metrics,
             emit,
             json,
             encoder: None,
@@ -91,6 +102,7 @@ impl<'a, E: FnMut(Piece) -> bool> Composer<'a, E> {
         self.wrote_a_record = true;
         // Serialising a value into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut self.json, &value);
+        self.metrics.record_sent();
         self.json.len() < CHUNK_BYTES || self.send_chunk()
     }
 
@@ -162,6 +174,7 @@ fn compose(
     mut outcome: SyncOutcome,
     accepts_gzip: bool,
     store: &Store,
+    metrics: &Metrics,
     mut emit: impl FnMut(Piece) -> bool,
 ) {
     let extras = std::mem::take(&mut outcome.extras);
@@ -169,6 +182,7 @@ fn compose(
         outcome.server_time,
         outcome.inbox_rename(),
         accepts_gzip,
+        metrics,
         &mut emit,
     );
     let read = store.each_record(outcome.feed.as_ref(), extras, |record| {
@@ -192,34 +206,38 @@ pub struct AnswerBody {
     length: Option<u64>,
     /// The pieces still being written on a blocking thread.
     rest: Option<mpsc::Receiver<Piece>>,
+    /// Where the bytes sent are counted.
+    metrics: Arc<Metrics>,
 }
 
 impl AnswerBody {
     /// The answer to `outcome`, compressed if `request_headers` accept gzip and it is
-    /// large enough to gain. Fails if its records cannot be read before it starts.
+    /// large enough to gain; counted in `metrics`. Fails if its records cannot be read
+    /// before it starts.
     pub async fn new(
         outcome: SyncOutcome,
         request_headers: &HeaderMap,
         store: &Store,
+        metrics: &Arc<Metrics>,
     ) -> Result<AnswerBody, StoreError> {
         let accepts_gzip = accepts_gzip(request_headers);
         if outcome.feed.is_none() {
             let mut pieces = Vec::new();
-            compose(outcome, accepts_gzip, store, |piece| {
+            compose(outcome, accepts_gzip, store, metrics, |piece| {
                 pieces.push(piece);
                 true
             });
-            return AnswerBody::from_pieces(pieces);
+            return AnswerBody::from_pieces(pieces, metrics.clone());
         }
         let (sender, mut receiver) = mpsc::channel(CHUNKS_AHEAD);
-        let store = store.clone();
+        let (store, composing_metrics) = (store.clone(), metrics.clone());
         let turn = READING
             .acquire()
             .await
             .map_err(|_| StoreError::WriterGone)?;
         tokio::task::spawn_blocking(move || {
             let _turn = turn;
-            compose(outcome, accepts_gzip, &store, |piece| {
+            compose(outcome, accepts_gzip, &store, &composing_metrics, |piece| {
                 sender.blocking_send(piece).is_ok()
             });
         });
@@ -233,6 +251,7 @@ impl AnswerBody {
                 length: complete.then_some(bytes.len() as u64),
                 ready: VecDeque::from([bytes]),
                 rest: (!complete).then_some(receiver),
+                metrics: metrics.clone(),
             }),
             Some(Piece::Failed(e)) => Err(StoreError::Database(e)),
             _ => Err(StoreError::Database(
@@ -242,7 +261,7 @@ impl AnswerBody {
     }
 
     /// The body of an answer composed whole.
-    fn from_pieces(pieces: Vec<Piece>) -> Result<AnswerBody, StoreError> {
+    fn from_pieces(pieces: Vec<Piece>, metrics: Arc<Metrics>) -> Result<AnswerBody, StoreError> {
         let (mut ready, mut compressed) = (VecDeque::new(), false);
         for piece in pieces {
             match piece {
@@ -260,12 +279,19 @@ impl AnswerBody {
             length: Some(length),
             ready,
             rest: None,
+            metrics,
         })
     }
 
     /// Whether the body is gzip-compressed (`Content-Encoding: gzip`).
     pub fn is_gzip(&self) -> bool {
         self.compressed
+    }
+
+    /// The frame that sends `bytes`, counted.
+    fn sent(&self, bytes: Bytes) -> Frame<Bytes> {
+        self.metrics.response_bytes(bytes.len());
+        Frame::data(bytes)
     }
 }
 
@@ -279,14 +305,14 @@ impl Body for AnswerBody {
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         let body = self.get_mut();
         if let Some(bytes) = body.ready.pop_front() {
-            return Poll::Ready(Some(Ok(Frame::data(bytes))));
+            return Poll::Ready(Some(Ok(body.sent(bytes))));
         }
         let Some(rest) = body.rest.as_mut() else {
             return Poll::Ready(None);
         };
         match rest.poll_recv(cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Piece::More(bytes))) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
+            Poll::Ready(Some(Piece::More(bytes))) => Poll::Ready(Some(Ok(body.sent(bytes)))),
             Poll::Ready(Some(Piece::Failed(e))) => {
                 body.rest = None;
                 eprintln!("error: a sync answer was cut off: {e}");
@@ -364,10 +390,12 @@ mod tests {
             task_inbox: "device-inbox",
         };
         let mut pieces = Vec::new();
+        let metrics = Metrics::default();
         let mut composer = Composer::new(
             1_795_600_000_123_456_789,
             Some(rename),
             accepts_gzip,
+            &metrics,
             |piece| {
                 pieces.push(piece);
                 true

@@ -1,11 +1,13 @@
 //! HTTP routing and the two endpoints: authentication, body limits, status codes and JSON
 //! error bodies a person can act on. An answer sent before the request's body was read
 //! closes the connection and says so (`Connection: close`): the unread rest of the body
-//! would otherwise be taken for the client's next request.
+//! would otherwise be taken for the client's next request. Every sync request is counted
+//! once in the metrics, under the [`Outcome`] its status comes from.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::{Body, Bytes, Incoming};
@@ -22,6 +24,7 @@ use crate::answer::AnswerBody;
 use crate::body_budget::{self, BodyBudget, Reservation};
 use crate::config::Config;
 use crate::connection_slots::RequestTracker;
+use crate::metrics::{Metrics, Outcome};
 use crate::protocol;
 use crate::store::{Caller, Store, StoreError};
 use crate::tokens::Holder;
@@ -36,10 +39,15 @@ pub struct AppState {
     pub activity: Arc<Activity>,
     /// Request bodies held in memory, against `[server] max_bodies_in_flight_bytes`.
     pub body_budget: BodyBudget,
+    /// What the server counts about itself, served at `[metrics] bind`.
+    pub metrics: Arc<Metrics>,
 }
 
 /// A response: a JSON body made whole, or a sync answer written as it is sent.
 type HttpResponse = Response<Either<Full<Bytes>, AnswerBody>>;
+
+/// The response to a sync request, and what it counts as; its status is the outcome's.
+type SyncAnswer = (Outcome, HttpResponse);
 
 /// Seconds a client is asked to wait before retrying a request refused for lack of room.
 const RETRY_AFTER_SECS: u64 = 5;
@@ -58,7 +66,16 @@ pub async fn handle(
     let response = match (path, request.method()) {
         ("/health", &Method::GET | &Method::HEAD) => health(),
         ("/health", _) => method_not_allowed("GET, HEAD"),
-        ("/api/v1/sync", &Method::POST) => return Ok(sync(request, state, tracker).await),
+        ("/api/v1/sync", &Method::POST) => {
+            let (outcome, response) = sync(request, state, tracker).await;
+            count_sync(
+                &state.metrics,
+                outcome,
+                &response,
+                tracker.started().elapsed(),
+            );
+            return Ok(response);
+        }
         ("/api/v1/sync", _) => method_not_allowed("POST"),
         _ => error(
             StatusCode::NOT_FOUND,
@@ -76,6 +93,16 @@ pub async fn handle(
     })
 }
 
+/// Counts a sync request once, as its answer's head goes out. An answer made whole counts
+/// its bytes now; a streamed one counts them as it is sent (see `answer`).
+fn count_sync(metrics: &Metrics, outcome: Outcome, response: &HttpResponse, elapsed: Duration) {
+    if let Either::Left(whole) = response.body() {
+        let bytes = whole.size_hint().exact().unwrap_or(0);
+        metrics.response_bytes(usize::try_from(bytes).unwrap_or(usize::MAX));
+    }
+    metrics.sync_answered(outcome, elapsed);
+}
+
 fn health() -> HttpResponse {
     json(
         StatusCode::OK,
@@ -87,7 +114,7 @@ async fn sync(
     request: Request<Incoming>,
     state: &AppState,
     tracker: &RequestTracker,
-) -> HttpResponse {
+) -> SyncAnswer {
     if state.shutting_down.load(Ordering::Relaxed) {
         return shutting_down();
     }
@@ -115,13 +142,14 @@ async fn sync(
     let sync_request = match protocol::parse_request(body, &limits) {
         Ok(sync_request) => sync_request,
         Err(refusal) => {
-            let status = match refusal {
-                protocol::Refusal::Invalid(_) => StatusCode::BAD_REQUEST,
-                protocol::Refusal::TooManyRecords { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            let outcome = match refusal {
+                protocol::Refusal::Invalid(_) => Outcome::BadRequest,
+                protocol::Refusal::TooManyRecords { .. } => Outcome::TooLarge,
             };
-            return error(status, &refusal.to_string());
+            return refused(outcome, &refusal.to_string());
         }
     };
+    let received = sync_request.changes.len();
     let skew_allowance = config.clock_skew_allowance;
     match state.store.sync(caller, sync_request, skew_allowance).await {
         Ok(outcome) => {
@@ -129,7 +157,8 @@ async fn sync(
                 eprintln!("warning: account {account:?}: {warning}");
             }
             state.activity.record_sync();
-            answer(outcome, &request_headers, &state.store).await
+            state.metrics.records_received(received);
+            answer(outcome, &request_headers, state).await
         }
         Err(StoreError::WriterGone) => shutting_down(),
         Err(StoreError::Busy(e)) => {
@@ -141,8 +170,8 @@ async fn sync(
         }
         Err(StoreError::Database(e)) => {
             eprintln!("error: sync for account {account:?} failed, nothing was changed: {e}");
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
+            refused(
+                Outcome::Error,
                 &format!(
                     "the server's database failed, nothing was changed: {e}; see the server log"
                 ),
@@ -158,7 +187,7 @@ async fn authenticate(
     request: &Request<Incoming>,
     config: &Config,
     tracker: &RequestTracker,
-) -> Result<Holder, Box<HttpResponse>> {
+) -> Result<Holder, Box<SyncAnswer>> {
     let header = request
         .headers()
         .get(AUTHORIZATION)
@@ -204,9 +233,9 @@ async fn read_body<'a>(
     config: &Config,
     state: &'a AppState,
     tracker: &RequestTracker,
-) -> Result<(Bytes, Reservation<'a>), Box<HttpResponse>> {
+) -> Result<(Bytes, Reservation<'a>), Box<SyncAnswer>> {
     let deadline = tracker.started() + config.request_timeout;
-    let collecting = collect_within_budget(request, config, &state.body_budget);
+    let collecting = collect_within_budget(request, config, state);
     let received = tokio::select! {
         collected = tokio::time::timeout_at(deadline, collecting) => match collected {
             Ok(collected) => collected,
@@ -220,23 +249,23 @@ async fn read_body<'a>(
     Ok(received)
 }
 
-/// The body, and its share of `budget`: the declared length reserved before reading, or,
-/// without one, reserved as the body arrives.
+/// The body, and its share of the state's body budget: the declared length reserved
+/// before reading, or, without one, reserved as the body arrives.
 async fn collect_within_budget<'a>(
     request: Request<Incoming>,
     config: &Config,
-    budget: &'a BodyBudget,
-) -> Result<(Bytes, Reservation<'a>), Box<HttpResponse>> {
+    state: &'a AppState,
+) -> Result<(Bytes, Reservation<'a>), Box<SyncAnswer>> {
     let limit = config.max_body_bytes;
     let capacity = config.max_bodies_in_flight_bytes;
     let too_large = |size: &str| {
-        Box::new(closing(error(
-            StatusCode::PAYLOAD_TOO_LARGE,
+        closing_refusal(
+            Outcome::TooLarge,
             &format!(
                 "request body is {size}, over this server's limit of {limit} bytes; \
                  raise [server] max_body_bytes in the server's config.toml"
             ),
-        )))
+        )
     };
     let declared = request
         .headers()
@@ -247,7 +276,8 @@ async fn collect_within_budget<'a>(
         return Err(too_large(&format!("{declared} bytes")));
     }
     let declared = declared.unwrap_or(0);
-    let mut share = budget
+    let mut share = state
+        .body_budget
         .reserve(declared, capacity)
         .await
         .map_err(|_| no_room_for_body(capacity))?;
@@ -255,14 +285,15 @@ async fn collect_within_budget<'a>(
     let mut body = request.into_body();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
-            Box::new(closing(error(
-                StatusCode::BAD_REQUEST,
+            closing_refusal(
+                Outcome::BadRequest,
                 &format!("could not read the request body: {e}"),
-            )))
+            )
         })?;
         let Ok(data) = frame.into_data() else {
             continue; // trailers
         };
+        state.metrics.request_bytes(data.len());
         let length = (collected.len() + data.len()) as u64;
         if length > limit {
             return Err(too_large("larger than that"));
@@ -281,14 +312,15 @@ async fn collect_within_budget<'a>(
 async fn answer(
     outcome: crate::store::SyncOutcome,
     request_headers: &hyper::HeaderMap,
-    store: &Store,
-) -> HttpResponse {
-    let body = match AnswerBody::new(outcome, request_headers, store).await {
+    state: &AppState,
+) -> SyncAnswer {
+    let body = AnswerBody::new(outcome, request_headers, &state.store, &state.metrics).await;
+    let body = match body {
         Ok(body) => body,
         Err(e) => {
             eprintln!("error: a sync was saved but its answer could not be read: {e}");
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
+            return refused(
+                Outcome::Error,
                 &format!(
                     "the sync was saved, but reading its answer failed: {e}; sync again to \
                      receive it, and see the server log"
@@ -304,7 +336,7 @@ async fn answer(
     if compressed {
         headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
-    response
+    (Outcome::Ok, response)
 }
 
 fn json(status: StatusCode, body: &impl Serialize) -> HttpResponse {
@@ -320,6 +352,17 @@ fn json(status: StatusCode, body: &impl Serialize) -> HttpResponse {
 /// An error response: `{"error": "<message>"}`.
 fn error(status: StatusCode, message: &str) -> HttpResponse {
     json(status, &serde_json::json!({ "error": message }))
+}
+
+/// A sync request refused as `outcome`, with its status and `message`.
+fn refused(outcome: Outcome, message: &str) -> SyncAnswer {
+    (outcome, error(outcome.status(), message))
+}
+
+/// [`refused`], closing the connection: for refusals sent before the body was read.
+fn closing_refusal(outcome: Outcome, message: &str) -> Box<SyncAnswer> {
+    let (outcome, response) = refused(outcome, message);
+    Box::new((outcome, closing(response)))
 }
 
 /// `response`, closing the connection after it: for answers sent before the body was read.
@@ -339,12 +382,13 @@ fn retry_after(mut response: HttpResponse, seconds: u64) -> HttpResponse {
 }
 
 /// A 503 that asks the client to retry in [`RETRY_AFTER_SECS`], closing the connection.
-fn retry_later(message: &str) -> Box<HttpResponse> {
-    let refused = closing(error(StatusCode::SERVICE_UNAVAILABLE, message));
-    Box::new(retry_after(refused, RETRY_AFTER_SECS))
+fn retry_later(message: &str) -> Box<SyncAnswer> {
+    let mut refusal = closing_refusal(Outcome::Busy, message);
+    refusal.1 = retry_after(refusal.1, RETRY_AFTER_SECS);
+    refusal
 }
 
-fn no_room_for_body(capacity: u64) -> Box<HttpResponse> {
+fn no_room_for_body(capacity: u64) -> Box<SyncAnswer> {
     retry_later(&format!(
         "the server is holding as many request bodies as it may ({capacity} bytes, [server] \
          max_bodies_in_flight_bytes) and none finished within {}s; nothing was changed, \
@@ -353,7 +397,7 @@ fn no_room_for_body(capacity: u64) -> Box<HttpResponse> {
     ))
 }
 
-fn shed_to_make_room(config: &Config) -> Box<HttpResponse> {
+fn shed_to_make_room(config: &Config) -> Box<SyncAnswer> {
     retry_later(&format!(
         "this request was still arriving when every connection slot was taken ([server] \
          max_connections = {}), so it was set aside for a newer one; nothing was changed, \
@@ -362,24 +406,25 @@ fn shed_to_make_room(config: &Config) -> Box<HttpResponse> {
     ))
 }
 
-fn request_timed_out(config: &Config) -> Box<HttpResponse> {
-    Box::new(closing(error(
-        StatusCode::REQUEST_TIMEOUT,
+fn request_timed_out(config: &Config) -> Box<SyncAnswer> {
+    closing_refusal(
+        Outcome::Timeout,
         &format!(
             "the request body did not arrive within {}s ([server] request_timeout_secs); \
              nothing was changed: sync again on a better connection, or raise that setting \
              in the server's config.toml",
             config.request_timeout.as_secs()
         ),
-    )))
+    )
 }
 
-fn unauthorized(message: &str) -> Box<HttpResponse> {
-    let mut response = closing(error(StatusCode::UNAUTHORIZED, message));
-    response
+fn unauthorized(message: &str) -> Box<SyncAnswer> {
+    let mut refusal = closing_refusal(Outcome::Unauthorized, message);
+    refusal
+        .1
         .headers_mut()
         .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    Box::new(response)
+    refusal
 }
 
 fn method_not_allowed(allow: &'static str) -> HttpResponse {
@@ -394,18 +439,18 @@ fn method_not_allowed(allow: &'static str) -> HttpResponse {
 }
 
 /// 503 for a database another process has locked: the device tries again shortly.
-fn database_busy() -> HttpResponse {
-    let busy = error(
-        StatusCode::SERVICE_UNAVAILABLE,
+fn database_busy() -> SyncAnswer {
+    let (outcome, busy) = refused(
+        Outcome::Busy,
         "the server's database is busy (locked by another process); nothing was changed, \
          sync again in a moment",
     );
-    retry_after(busy, BUSY_RETRY_AFTER_SECS)
+    (outcome, retry_after(busy, BUSY_RETRY_AFTER_SECS))
 }
 
-fn shutting_down() -> HttpResponse {
-    closing(error(
-        StatusCode::SERVICE_UNAVAILABLE,
+fn shutting_down() -> SyncAnswer {
+    *closing_refusal(
+        Outcome::ShuttingDown,
         "the server is shutting down; nothing was changed, sync again in a moment",
-    ))
+    )
 }

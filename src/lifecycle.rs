@@ -1,5 +1,6 @@
-//! The `serve` lifecycle, in order: config, listening socket, database, runtime, serving,
-//! then one shutdown path that drains requests and lets the writer close the database.
+//! The `serve` lifecycle, in order: config, listening sockets, database, runtime, serving,
+//! then one shutdown path that drains requests, stops the metrics endpoint and lets the
+//! writer close the database.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use crate::api::AppState;
 use crate::body_budget::BodyBudget;
 use crate::config::{self, Overrides};
 use crate::listener::BoundSocket;
+use crate::metrics::{self, Metrics};
 use crate::store::{Opened, Stats, Store, StoreError};
 use crate::{accept_loop, reload, setup, systemd};
 
@@ -44,11 +46,18 @@ pub fn run(options: ServeOptions) -> Result<(), String> {
     // Both read the environment systemd set; do it before any other thread exists.
     let (socket, address) = BoundSocket::acquire(&config.listen)?;
     let watchdog = systemd::watchdog_interval();
+    let metrics_socket = config.metrics.map(metrics::serve::bind).transpose()?;
+    let metrics_address = metrics_socket
+        .as_ref()
+        .map_or(String::new(), |(_, address)| {
+            format!("; metrics on {address}")
+        });
+    let metrics = Arc::new(Metrics::default());
     let Opened {
         store,
         writer,
         imported,
-    } = Store::open(&config.database)?;
+    } = Store::open(&config.database, metrics.clone())?;
     if let Some(report) = imported {
         eprintln!(
             "database {}: found the original tickit-sync's tables (left as they are) and {report}",
@@ -73,6 +82,7 @@ pub fn run(options: ServeOptions) -> Result<(), String> {
             shutting_down: AtomicBool::new(false),
             activity: Arc::new(Activity::default()),
             body_budget: BodyBudget::default(),
+            metrics,
         });
         let shutdown = shutdown_requested(state.activity.clone(), options.exit_idle_after)?;
         tokio::spawn(reload::watch_config(
@@ -81,16 +91,28 @@ pub fn run(options: ServeOptions) -> Result<(), String> {
             published,
             loaded_from,
         ));
+        let metrics_endpoint = metrics_socket.map(|(socket, _)| {
+            tokio::spawn(metrics::serve::run(
+                socket,
+                state.metrics.clone(),
+                state.store.clone(),
+            ))
+        });
         let status = status_line(state.store.stats().await, &state.activity);
         eprintln!(
-            "tickit-sync {} listening on {address}, database {database}",
+            "tickit-sync {} listening on {address}{metrics_address}, database {database}",
             env!("CARGO_PKG_VERSION")
         );
-        systemd::ready(&format!("listening on {address}; {status}"));
+        systemd::ready(&format!(
+            "listening on {address}{metrics_address}; {status}"
+        ));
         if systemd::is_supervised() {
             tokio::spawn(report_health(state.clone(), watchdog));
         }
         accept_loop::run(listener, state, shutdown).await;
+        if let Some(endpoint) = metrics_endpoint {
+            endpoint.abort();
+        }
         Ok::<(), String>(())
     });
     // Dropping the runtime drops every store handle, which lets the writer finish and close.

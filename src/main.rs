@@ -15,6 +15,7 @@ mod devices;
 mod health;
 mod lifecycle;
 mod listener;
+mod metrics;
 mod open_files;
 mod permissions;
 mod protocol;

@@ -37,13 +37,14 @@ mod unknown_inbox;
 mod wal;
 mod writer;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::metrics::Metrics;
 use crate::protocol::SyncRequest;
 pub use backup::backup;
 use clock::Clock;
@@ -65,6 +66,8 @@ const QUEUE_DEPTH: usize = 1024;
 pub struct Store {
     commands: mpsc::Sender<Command>,
     readers: Arc<Readers>,
+    /// The database file, for its size.
+    path: Arc<PathBuf>,
 }
 
 /// Why the store could not answer.
@@ -119,8 +122,9 @@ pub struct Opened {
 
 impl Store {
     /// Opens (creating if needed) and migrates the database, imports the original server's
-    /// tables the first time it finds them there, then starts the writer thread.
-    pub fn open(path: &Path) -> Result<Opened, String> {
+    /// tables the first time it finds them there, then starts the writer thread, which
+    /// counts the batches it commits in `metrics`.
+    pub fn open(path: &Path, metrics: Arc<Metrics>) -> Result<Opened, String> {
         let mut conn = open_migrated(path)?;
         let failed = |e: rusqlite::Error| format!("cannot read database {}: {e}", path.display());
         let mut clock = Clock::starting_after(newest_stamp(&conn).map_err(failed)?);
@@ -138,12 +142,13 @@ impl Store {
         let (commands, receiver) = mpsc::channel(QUEUE_DEPTH);
         let writer = std::thread::Builder::new()
             .name("tickit-sync-writer".into())
-            .spawn(move || Writer::new(conn, clock).run(receiver))
+            .spawn(move || Writer::new(conn, clock, metrics).run(receiver))
             .map_err(|e| format!("cannot start the database writer thread: {e}"))?;
         Ok(Opened {
             store: Store {
                 commands,
                 readers: Arc::new(Readers::new(path.to_owned())),
+                path: Arc::new(path.to_owned()),
             },
             writer,
             imported,
@@ -190,6 +195,23 @@ impl Store {
     pub async fn stats(&self) -> Result<Stats, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.ask(Command::Stats { reply }, answer).await?
+    }
+
+    /// How many commands wait for the writer (the one it is carrying out not counted).
+    pub fn queue_depth(&self) -> usize {
+        self.commands.max_capacity() - self.commands.capacity()
+    }
+
+    /// The size of the database file and its write-ahead log, in bytes; a file that cannot
+    /// be looked at counts as empty.
+    pub fn database_bytes(&self) -> u64 {
+        let mut wal = self.path.as_os_str().to_owned();
+        wal.push("-wal");
+        [self.path.as_path(), Path::new(&wal)]
+            .iter()
+            .filter_map(|file| std::fs::metadata(file).ok())
+            .map(|metadata| metadata.len())
+            .sum()
     }
 
     async fn ask<T>(

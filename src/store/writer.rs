@@ -7,6 +7,8 @@
 //!
 //! [`Store`]: super::Store
 
+use std::sync::Arc;
+
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
@@ -17,6 +19,7 @@ use super::sync::apply;
 use super::tidy_stored::{TIDIED_PER_TURN, any_queued, tidy_queued};
 use super::wal;
 use super::{Caller, Stats, StoreError, SyncOutcome, database_error};
+use crate::metrics::Metrics;
 use crate::protocol::SyncRequest;
 use crate::timestamp::now_nanos;
 
@@ -92,11 +95,14 @@ pub struct Writer {
     /// Whether deletes' tasks are queued for tidying.
     tidying: bool,
     batches_since_turn: usize,
+    /// Where the size of each committed batch is counted.
+    metrics: Arc<Metrics>,
 }
 
 impl Writer {
-    /// The writer of `conn`, stamping with `clock`; it checkpoints the WAL itself.
-    pub fn new(conn: Connection, clock: Clock) -> Writer {
+    /// The writer of `conn`, stamping with `clock`; it checkpoints the WAL itself, and
+    /// counts its batches in `metrics`.
+    pub fn new(conn: Connection, clock: Clock, metrics: Arc<Metrics>) -> Writer {
         wal::take_over_checkpoints(&conn);
         let tidying = any_queued(&conn).unwrap_or(true);
         Writer {
@@ -106,6 +112,7 @@ impl Writer {
             held_back: None,
             tidying,
             batches_since_turn: 0,
+            metrics,
         }
     }
 
@@ -173,10 +180,13 @@ impl Writer {
     /// Runs a batch, a large one with the large page cache.
     fn run_batch(&mut self, batch: Vec<Command>) {
         let (conn, clock, last_answers) = (&self.conn, &mut self.clock, &mut self.last_answers);
-        if batch[0].runs_alone() {
-            with_large_page_cache(conn, || apply_batch(conn, clock, last_answers, batch));
+        let committed = if batch[0].runs_alone() {
+            with_large_page_cache(conn, || apply_batch(conn, clock, last_answers, batch))
         } else {
-            apply_batch(conn, clock, last_answers, batch);
+            apply_batch(conn, clock, last_answers, batch)
+        };
+        if committed > 0 {
+            self.metrics.batch_committed(committed);
         }
         self.batches_since_turn += 1;
         wal::checkpoint_from(&self.conn, BUSY_CHECKPOINT_PAGES);
@@ -216,13 +226,14 @@ impl Writer {
 }
 
 /// Applies a batch in one transaction; replies only after it has committed. If the commit
-/// fails, the answers it held are forgotten, as they are never sent.
+/// fails, the answers it held are forgotten, as they are never sent. Returns how many syncs
+/// it committed (none when it failed).
 fn apply_batch(
     conn: &Connection,
     clock: &mut Clock,
     last_answers: &mut LastAnswers,
     batch: Vec<Command>,
-) {
+) -> usize {
     type Pending = (
         (String, String),
         Result<SyncOutcome, StoreError>,
@@ -238,7 +249,7 @@ fn apply_batch(
             for command in batch {
                 command.fail(conn, &e);
             }
-            return;
+            return 0;
         }
     };
     // A sync alone in its transaction needs no savepoint: if it fails, the whole
@@ -281,18 +292,20 @@ fn apply_batch(
         for (_, outcome, reply) in pending {
             let _ = reply.send(outcome);
         }
-        return;
+        return 0;
     }
     if let Err(e) = tx.commit() {
         for ((account, device), _, reply) in pending {
             last_answers.forget(&account, &device);
             let _ = reply.send(Err(database_error(&e)));
         }
-        return;
+        return 0;
     }
+    let committed = pending.len();
     for (_, outcome, reply) in pending {
         let _ = reply.send(outcome);
     }
+    committed
 }
 
 /// Runs `work` inside a savepoint of its own when `shared` (other syncs share the

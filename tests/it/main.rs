@@ -16,6 +16,7 @@ mod http_errors;
 mod lifecycle;
 mod limits;
 mod memory;
+mod metrics;
 mod operations;
 mod original_tokens;
 mod switch_from_original;
