@@ -10,6 +10,7 @@ set -euo pipefail
 MAX_EXPOSURE=1.5
 service=systemd/tickit-sync.service
 socket=systemd/tickit-sync.socket
+metrics_socket=systemd/tickit-sync-metrics.socket
 # The one complaint we expect: the units point at the installed binary.
 missing_binary='tickit-sync.service: Command /usr/bin/tickit-sync is not executable: No such file or directory'
 
@@ -29,7 +30,7 @@ echo "systemd-units: $(systemd-analyze --version | head -n1)"
 # verify: its exit status is 1 for the missing binary alone, so judge by what
 # it prints. --man=no: don't look up man pages named in Documentation=.
 rc=0
-out=$(systemd-analyze verify --man=no "$service" "$socket" 2>&1) || rc=$?
+out=$(systemd-analyze verify --man=no "$service" "$socket" "$metrics_socket" 2>&1) || rc=$?
 others=$(grep -vxF -- "$missing_binary" <<<"$out" || true)
 if [[ -n "$others" ]] || { [[ $rc -ne 0 ]] && ! grep -qxF -- "$missing_binary" <<<"$out"; }; then
     echo "systemd-units: FAIL: systemd-analyze verify (exit $rc) complained:"

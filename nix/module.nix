@@ -47,6 +47,11 @@ let
     else
       "${bind}:${port}";
 
+  # [metrics] bind, if set. While socket-activated the service has no network
+  # of its own, so a socket unit of its own listens there and hands the socket
+  # to the server by name ("metrics"), as systemd/tickit-sync-metrics.socket does.
+  metricsBind = (cfg.settings.metrics or { }).bind or null;
+
   # One table of the config file: freeform (any key the server knows), with
   # the documented keys typed and defaulted.
   section =
@@ -215,6 +220,17 @@ in
         socketConfig = {
           # One service instance accepts every connection itself.
           Accept = false;
+        };
+      };
+
+      systemd.sockets.tickit-sync-metrics = mkIf (cfg.socketActivation && metricsBind != null) {
+        description = "tickit-sync metrics socket";
+        wantedBy = [ "sockets.target" ];
+        listenStreams = [ metricsBind ];
+        socketConfig = {
+          Accept = false;
+          FileDescriptorName = "metrics";
+          Service = "tickit-sync.service";
         };
       };
 

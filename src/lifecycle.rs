@@ -14,7 +14,7 @@ use crate::activity::Activity;
 use crate::api::AppState;
 use crate::body_budget::BodyBudget;
 use crate::config::{self, Overrides};
-use crate::listener::BoundSocket;
+use crate::listener::{BoundSocket, Sockets};
 use crate::metrics::{self, Metrics};
 use crate::store::{Opened, Stats, Store, StoreError};
 use crate::{accept_loop, reload, setup, systemd};
@@ -44,9 +44,16 @@ pub fn run(options: ServeOptions) -> Result<(), String> {
         );
     }
     // Both read the environment systemd set; do it before any other thread exists.
-    let (socket, address) = BoundSocket::acquire(&config.listen)?;
+    let Sockets {
+        sync: socket,
+        address,
+        metrics: inherited_metrics,
+    } = BoundSocket::acquire(&config.listen)?;
     let watchdog = systemd::watchdog_interval();
-    let metrics_socket = config.metrics.map(metrics::serve::bind).transpose()?;
+    let metrics_socket = match inherited_metrics {
+        Some(socket) => Some(metrics::serve::inherited(socket)?),
+        None => config.metrics.map(metrics::serve::bind).transpose()?,
+    };
     let metrics_address = metrics_socket
         .as_ref()
         .map_or(String::new(), |(_, address)| {

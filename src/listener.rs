@@ -10,43 +10,69 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
 use crate::config::ListenAddr;
 
+/// The name systemd gives the metrics socket (`FileDescriptorName=` in
+/// `tickit-sync-metrics.socket`).
+pub const METRICS_SOCKET_NAME: &str = "metrics";
+
 /// A listening socket taken before the async runtime starts.
 pub enum BoundSocket {
     Tcp(std::net::TcpListener),
     Unix(std::os::unix::net::UnixListener),
 }
 
+/// The sockets to serve: the sync socket and where it listens, and the metrics socket
+/// systemd passed, if it passed one.
+pub struct Sockets {
+    pub sync: BoundSocket,
+    pub address: String,
+    pub metrics: Option<std::net::TcpListener>,
+}
+
 impl BoundSocket {
-    /// Takes the socket systemd passed (`LISTEN_FDS`), if any; otherwise binds `listen`.
-    /// Must run before other threads start: it reads and clears the activation variables.
-    pub fn acquire(listen: &ListenAddr) -> Result<(BoundSocket, String), String> {
+    /// Takes the sockets systemd passed (`LISTEN_FDS`), if any: the one named
+    /// [`METRICS_SOCKET_NAME`] serves metrics, the first other one syncs. Otherwise binds
+    /// `listen`. Must run before other threads start: it reads and clears the activation
+    /// variables.
+    pub fn acquire(listen: &ListenAddr) -> Result<Sockets, String> {
+        // Read before `ListenFd` clears the activation variables.
+        let names: Vec<String> = std::env::var("LISTEN_FDNAMES")
+            .map(|names| names.split(':').map(str::to_owned).collect())
+            .unwrap_or_default();
         let mut inherited = listenfd::ListenFd::from_env();
-        if inherited.len() > 0 {
-            if let Ok(Some(socket)) = inherited.take_tcp_listener(0) {
-                let address = describe(socket.local_addr().map(|a| a.to_string()));
-                return Ok((
-                    BoundSocket::Tcp(socket),
-                    format!("{address} (from systemd)"),
-                ));
-            }
-            if let Ok(Some(socket)) = inherited.take_unix_listener(0) {
-                let address = describe(socket.local_addr().map(|a| {
-                    a.as_pathname()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default()
-                }));
-                return Ok((
-                    BoundSocket::Unix(socket),
-                    format!("unix:{address} (from systemd)"),
-                ));
-            }
-            return Err(
-                "systemd passed a socket that is neither a TCP nor a Unix stream socket; \
-                 use ListenStream= in tickit-sync.socket"
-                    .into(),
-            );
+        if inherited.len() == 0 {
+            let (sync, address) = bind(listen)?;
+            return Ok(Sockets {
+                sync,
+                address,
+                metrics: None,
+            });
         }
-        bind(listen)
+        let is_metrics =
+            |index: usize| names.get(index).map(String::as_str) == Some(METRICS_SOCKET_NAME);
+        let metrics = match (0..inherited.len()).find(|&index| is_metrics(index)) {
+            Some(index) => match inherited.take_tcp_listener(index) {
+                Ok(Some(socket)) => Some(socket),
+                _ => {
+                    return Err(format!(
+                        "systemd passed a socket named {METRICS_SOCKET_NAME:?} that is not a \
+                         TCP socket; use ListenStream=ADDRESS:PORT in tickit-sync-metrics.socket"
+                    ));
+                }
+            },
+            None => None,
+        };
+        let Some(index) = (0..inherited.len()).find(|&index| !is_metrics(index)) else {
+            return Err(format!(
+                "systemd passed only the {METRICS_SOCKET_NAME:?} socket, and no socket to sync \
+                 on; enable tickit-sync.socket too"
+            ));
+        };
+        let (sync, address) = take_sync_socket(&mut inherited, index)?;
+        Ok(Sockets {
+            sync,
+            address,
+            metrics,
+        })
     }
 
     /// Hands the socket to the running tokio runtime.
@@ -62,6 +88,36 @@ impl BoundSocket {
             }
         }
     }
+}
+
+/// The sync socket systemd passed at `index`, and where it listens.
+fn take_sync_socket(
+    inherited: &mut listenfd::ListenFd,
+    index: usize,
+) -> Result<(BoundSocket, String), String> {
+    if let Ok(Some(socket)) = inherited.take_tcp_listener(index) {
+        let address = describe(socket.local_addr().map(|a| a.to_string()));
+        return Ok((
+            BoundSocket::Tcp(socket),
+            format!("{address} (from systemd)"),
+        ));
+    }
+    if let Ok(Some(socket)) = inherited.take_unix_listener(index) {
+        let address = describe(socket.local_addr().map(|a| {
+            a.as_pathname()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        }));
+        return Ok((
+            BoundSocket::Unix(socket),
+            format!("unix:{address} (from systemd)"),
+        ));
+    }
+    Err(
+        "systemd passed a socket that is neither a TCP nor a Unix stream socket; \
+         use ListenStream= in tickit-sync.socket"
+            .into(),
+    )
 }
 
 fn describe(address: io::Result<String>) -> String {

@@ -173,6 +173,17 @@ runChecks {
   listenAll = listenOf { server.bind = "::"; } == [ "3030" ];
   listenIPv4 = listenOf { server.bind = "0.0.0.0"; } == [ "0.0.0.0:3030" ];
   listenIPv6Loopback = listenOf { server.bind = "::1"; server.port = 8080; } == [ "[::1]:8080" ];
+  noMetricsSocket = !(d.config.systemd.sockets ? tickit-sync-metrics);
+  metricsSocket =
+    let
+      m = (eval {
+        enable = true;
+        settings.metrics.bind = "127.0.0.1:9184";
+      }).config.systemd.sockets.tickit-sync-metrics;
+    in
+    m.listenStreams == [ "127.0.0.1:9184" ]
+    && m.socketConfig.FileDescriptorName == "metrics"
+    && m.socketConfig.Service == "tickit-sync.service";
   listenUnix = listenOf { server.bind = "unix:/run/tickit-sync/sock"; } == [ "/run/tickit-sync/sock" ];
 
   fullTokensFile = frendered.tokens_file == "/run/credentials/tickit-sync.service/tokens.toml";

@@ -49,7 +49,23 @@ pub fn bind(address: SocketAddr) -> Result<(std::net::TcpListener, SocketAddr), 
         };
         format!("cannot serve metrics on {address} ([metrics] bind): {e}; {advice}")
     })?;
-    let failed = |e: io::Error| format!("cannot serve metrics on {address}: {e}");
+    ready(socket, &address.to_string())
+}
+
+/// The metrics socket systemd passed (`tickit-sync-metrics.socket`), and where it listens
+/// (`[metrics] bind` is then not used).
+pub fn inherited(
+    socket: std::net::TcpListener,
+) -> Result<(std::net::TcpListener, SocketAddr), String> {
+    ready(socket, "the socket systemd passed")
+}
+
+/// `socket`, made ready for the runtime, and where it listens; `place` names it in errors.
+fn ready(
+    socket: std::net::TcpListener,
+    place: &str,
+) -> Result<(std::net::TcpListener, SocketAddr), String> {
+    let failed = |e: io::Error| format!("cannot serve metrics on {place}: {e}");
     socket.set_nonblocking(true).map_err(failed)?;
     let bound = socket.local_addr().map_err(failed)?;
     Ok((socket, bound))

@@ -135,6 +135,59 @@ fn find_systemd_socket_activate() -> &'static str {
     .expect("systemd-socket-activate is missing: apt-get install systemd")
 }
 
+#[test]
+fn a_socket_systemd_names_metrics_serves_metrics_and_the_other_syncs() {
+    let activate = find_systemd_socket_activate();
+    let (sync_port, metrics_port) = (free_port(), free_port());
+    let (sync_address, metrics_address) = (
+        format!("127.0.0.1:{sync_port}"),
+        format!("127.0.0.1:{metrics_port}"),
+    );
+    // The metrics socket comes first, as systemd may order two socket units either way;
+    // the config has no [metrics] section.
+    let command = serve_command(
+        &[
+            activate,
+            "-l",
+            &metrics_address,
+            "-l",
+            &sync_address,
+            "--fdname=metrics:tickit-sync.socket",
+            "-E",
+            "NOTIFY_SOCKET",
+        ],
+        &[],
+    );
+    let mut server = Server::spawn_command(dir_with_config(&config_with("")), command);
+    server.port = sync_port;
+    let mut answer = None;
+    poll_until(WAIT, || {
+        answer = try_sync(sync_port, TOKEN, &sync_creating(DEVICE_A, &[task_id(4, 1)]));
+        answer.is_some()
+    });
+    assert_eq!(answer.expect("the sync port answers").status, 200);
+    let ready = server.wait_for_message("READY=1");
+    assert!(
+        ready.starts_with(&format!(
+            "READY=1\nSTATUS=listening on {sync_address} (from systemd); metrics on \
+             {metrics_address}; "
+        )),
+        "{ready:?}"
+    );
+    let scrape = http_request(metrics_port, "GET", "/metrics", &[], b"");
+    assert_eq!(scrape.status, 200);
+    assert!(
+        scrape
+            .body
+            .lines()
+            .any(|line| line == "tickit_sync_syncs_total{outcome=\"ok\",status=\"200\"} 1"),
+        "{}",
+        scrape.body
+    );
+    server.signal("TERM");
+    assert_clean_exit(&mut server);
+}
+
 // ---------------------------------------------------------------------------------------
 // sd_notify
 // ---------------------------------------------------------------------------------------
