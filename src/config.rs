@@ -1,7 +1,10 @@
 //! The configuration file: where it is looked for, its format and defaults, the environment
 //! overrides, and the validation that turns a wrong line into an error that names it.
 
+mod lenient;
+
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -9,7 +12,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::permissions;
+use crate::problem::Problem;
 use crate::tokens::{TokenEntry, TokenSet};
+use lenient::Document;
 
 /// The file `serve`, `token` and `init` use when neither `--config` nor the environment names one.
 pub const DEFAULT_CONFIG_FILE: &str = "config.toml";
@@ -88,7 +93,7 @@ pub struct Overrides {
 }
 
 /// The config file as written.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     /// Another file of `[[tokens]]` entries, kept apart from the main config (secrets).
@@ -191,7 +196,7 @@ struct MetricsSection {
 }
 
 /// Only `[[tokens]]`, for `tokens_file`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TokensFile {
     #[serde(default)]
@@ -232,23 +237,21 @@ fn database_path(config_dir: &Path, configured: &Path) -> PathBuf {
 /// Reads and parses a config file; the error names the file, line and field at fault.
 pub fn read_file(path: &Path) -> Result<ConfigFile, String> {
     let text = std::fs::read_to_string(path).map_err(|e| permissions::read_error(path, &e))?;
-    parse_file(path, &text)
-}
-
-fn parse_file(path: &Path, text: &str) -> Result<ConfigFile, String> {
-    let mut file: ConfigFile =
-        toml::from_str(text).map_err(|e| format!("config {}: {e}", path.display()))?;
-    mark_lines(&mut file.tokens, path, text);
+    let mut problems = Vec::new();
+    let (mut file, _) = lenient::parse::<ConfigFile>(path, "config", &text, &mut problems)
+        .map_err(|problem| problem.to_string())?;
+    if let Some(problem) = problems.first() {
+        return Err(problem.to_string());
+    }
+    mark_lines(&mut file.tokens, path, &text);
     Ok(file)
 }
 
-/// Tells each token entry where it was written, so that errors about it name the line.
+/// Tells each token entry where it was written, so that problems with it name the line.
 fn mark_lines(entries: &mut [Spanned<TokenEntry>], path: &Path, text: &str) {
     for entry in entries {
         let line = line_at(text, entry.span().start);
-        entry
-            .as_mut()
-            .written_at(format!("{} line {line}", path.display()));
+        entry.as_mut().written_at(place(path, Some(line)));
     }
 }
 
@@ -257,14 +260,35 @@ pub fn line_at(text: &str, offset: usize) -> usize {
     text[..offset].matches('\n').count() + 1
 }
 
+/// `config.toml line 3`, or the file alone when no line is known.
+fn place(path: &Path, line: Option<usize>) -> String {
+    match line {
+        Some(line) => format!("{} line {line}", path.display()),
+        None => path.display().to_string(),
+    }
+}
+
+/// The line `[section] key` (or a top-level `key`, when `section` is empty) is written on.
+fn setting_line(document: &Document<'_>, text: &str, section: &str, key: &str) -> Option<usize> {
+    let table = match section {
+        "" => document.get_ref(),
+        section => document.get_ref().get(section)?.get_ref().as_table()?,
+    };
+    let (key, _) = table.get_key_value(key)?;
+    Some(line_at(text, key.span().start))
+}
+
 /// Refuses a file holding nothing but blank space: it is what a truncated or half-written
 /// file looks like, and loading it would drop every token.
-fn refuse_empty(what: &str, path: &Path, text: &str, advice: &str) -> Result<(), String> {
+fn refuse_empty(what: &str, path: &Path, text: &str, advice: &str) -> Result<(), Problem> {
     if text.trim().is_empty() {
-        return Err(format!(
-            "{what} {} is empty, as a file truncated by accident is, so it is not loaded (its \
-             tokens would be gone); {advice}",
-            path.display()
+        return Err(Problem::error(
+            None,
+            format!(
+                "{what} {} is empty, as a file truncated by accident is, so it is not loaded \
+                 (its tokens would be gone); {advice}",
+                path.display()
+            ),
         ));
     }
     Ok(())
@@ -275,10 +299,24 @@ pub fn database_of(path: &Path) -> Result<PathBuf, String> {
     Ok(read_file(path)?.database(path))
 }
 
-/// Loads the config at `path` and applies environment and command-line overrides. An empty
-/// file is refused: see [`refuse_empty`].
+/// Loads the config at `path` and applies environment and command-line overrides; the
+/// error is the first problem [`inspect`] finds.
 pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| permissions::read_error(path, &e))?;
+    let (config, problems) = inspect(path, overrides).map_err(|problem| problem.to_string())?;
+    match problems.into_iter().find(Problem::is_error) {
+        Some(error) => Err(error.to_string()),
+        None => Ok(config),
+    }
+}
+
+/// Reads the config at `path` with every problem in it: the errors `serve` would stop at,
+/// each with its line, and warnings (tokens others may read, no tokens). The settings
+/// returned are those left once the errors are dropped: a wrong setting at its default, a
+/// wrong token entry left out. Fails, with that one problem, only when the file cannot be
+/// read, is empty (see [`refuse_empty`]) or is not TOML.
+pub fn inspect(path: &Path, overrides: &Overrides) -> Result<(Config, Vec<Problem>), Problem> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Problem::error(None, permissions::read_error(path, &e)))?;
     refuse_empty(
         "config",
         path,
@@ -289,31 +327,24 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, String> {
             path.display()
         ),
     )?;
-    let file = parse_file(path, &text)?;
+    let mut problems = Vec::new();
+    let (mut file, document) = lenient::parse::<ConfigFile>(path, "config", &text, &mut problems)?;
+    mark_lines(&mut file.tokens, path, &text);
+    problems.extend(exposed_tokens(path, &text, &file.tokens));
     let base = path.parent().unwrap_or(Path::new(""));
     let database = file.database(path);
     let mut entries: Vec<TokenEntry> = file.tokens.into_iter().map(Spanned::into_inner).collect();
     let tokens_file = file.tokens_file.as_ref().map(|name| base.join(name));
     if let Some(tokens_path) = &tokens_file {
-        let text = std::fs::read_to_string(tokens_path).map_err(|e| {
-            format!(
-                "config {}: tokens_file: {}",
-                path.display(),
-                permissions::read_error(tokens_path, &e)
-            )
-        })?;
-        refuse_empty(
-            "tokens file",
+        let line = setting_line(&document, &text, "", "tokens_file");
+        entries.extend(read_tokens_file(
             tokens_path,
-            &text,
-            "restore it from a backup, or, to have no tokens there, write a comment line in it",
-        )?;
-        let mut extra: TokensFile = toml::from_str(&text)
-            .map_err(|e| format!("tokens file {}: {e}", tokens_path.display()))?;
-        mark_lines(&mut extra.tokens, tokens_path, &text);
-        entries.extend(extra.tokens.into_iter().map(Spanned::into_inner));
+            place(path, line),
+            &mut problems,
+        ));
     }
-    let tokens = TokenSet::new(&entries)?;
+    let (tokens, token_problems) = TokenSet::validate(&entries);
+    problems.extend(token_problems);
 
     let server = file.server;
     let host = overrides
@@ -323,7 +354,12 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, String> {
         .unwrap_or(server.bind);
     let port = match overrides.port {
         Some(port) => port,
-        None => env_port()?.unwrap_or(server.port),
+        None => env_port()
+            .unwrap_or_else(|e| {
+                problems.push(Problem::error(None, e));
+                None
+            })
+            .unwrap_or(server.port),
     };
     let listen = match host.strip_prefix("unix:") {
         Some(socket) => {
@@ -332,44 +368,58 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, String> {
         }
         None => ListenAddr::Tcp { host, port },
     };
+    let at = |section: &str, key: &str| {
+        let line = setting_line(&document, &text, section, key);
+        Some(place(path, line))
+    };
     let must_be_positive = [
-        ("[server] max_body_bytes", server.max_body_bytes),
+        ("server", "max_body_bytes", server.max_body_bytes),
         (
-            "[server] max_bodies_in_flight_bytes",
+            "server",
+            "max_bodies_in_flight_bytes",
             server.max_bodies_in_flight_bytes,
         ),
-        ("[server] request_timeout_secs", server.request_timeout_secs),
         (
-            "[server] keep_alive_timeout_secs",
+            "server",
+            "request_timeout_secs",
+            server.request_timeout_secs,
+        ),
+        (
+            "server",
+            "keep_alive_timeout_secs",
             server.keep_alive_timeout_secs,
         ),
-        ("[server] max_connections", server.max_connections as u64),
+        ("server", "max_connections", server.max_connections as u64),
         (
-            "[sync] max_records_per_request",
+            "sync",
+            "max_records_per_request",
             file.sync.max_records_per_request as u64,
         ),
-        ("[sync] max_text_bytes", file.sync.max_text_bytes as u64),
+        ("sync", "max_text_bytes", file.sync.max_text_bytes as u64),
     ];
-    if let Some((setting, _)) = must_be_positive.iter().find(|(_, value)| *value == 0) {
-        return Err(format!(
-            "config {}: {setting} must be more than 0",
-            path.display()
+    for (section, key, _) in must_be_positive.iter().filter(|(_, _, value)| *value == 0) {
+        problems.push(Problem::error(
+            at(section, key),
+            format!("[{section}] {key} must be more than 0"),
         ));
     }
-    let metrics = file
-        .metrics
-        .map(|section| metrics_address(path, &text, &section.bind))
-        .transpose()?;
+    let metrics = file.metrics.and_then(|section| {
+        metrics_address(path, &text, &section.bind)
+            .map_err(|problem| problems.push(problem))
+            .ok()
+    });
     if server.max_bodies_in_flight_bytes < server.max_body_bytes {
-        return Err(format!(
-            "config {}: [server] max_bodies_in_flight_bytes ({}) must be at least \
-             max_body_bytes ({}), or the largest allowed request could never be read",
-            path.display(),
-            server.max_bodies_in_flight_bytes,
-            server.max_body_bytes
+        let written = at("server", "max_bodies_in_flight_bytes");
+        problems.push(Problem::error(
+            written.or_else(|| at("server", "max_body_bytes")),
+            format!(
+                "[server] max_bodies_in_flight_bytes ({}) must be at least max_body_bytes ({}), \
+                 or the largest allowed request could never be read",
+                server.max_bodies_in_flight_bytes, server.max_body_bytes
+            ),
         ));
     }
-    Ok(Config {
+    let config = Config {
         path: path.to_owned(),
         listen,
         database,
@@ -386,18 +436,101 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, String> {
         tokens,
         tokens_file,
         metrics,
+    };
+    problems.extend(no_tokens(&config));
+    Ok((config, problems))
+}
+
+/// `[metrics] bind` as an address to listen on; the problem names its line.
+fn metrics_address(path: &Path, text: &str, bind: &Spanned<String>) -> Result<SocketAddr, Problem> {
+    bind.as_ref().parse().map_err(|_| {
+        Problem::error(
+            Some(place(path, Some(line_at(text, bind.span().start)))),
+            format!(
+                "[metrics] bind = {:?} is not an IP address and port; write for example \
+                 \"127.0.0.1:9184\" (this machine only) or \"[::1]:9184\"",
+                bind.as_ref()
+            ),
+        )
     })
 }
 
-/// `[metrics] bind` as an address to listen on; the error names its line.
-fn metrics_address(path: &Path, text: &str, bind: &Spanned<String>) -> Result<SocketAddr, String> {
-    bind.as_ref().parse().map_err(|_| {
+/// The `[[tokens]]` entries of the tokens file at `path`, named by the config at `named_at`;
+/// what is wrong with it goes to `problems`, and an unreadable file gives no entries.
+fn read_tokens_file(path: &Path, named_at: String, problems: &mut Vec<Problem>) -> Vec<TokenEntry> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            let message = format!("tokens_file: {}", permissions::read_error(path, &e));
+            problems.push(Problem::error(Some(named_at), message));
+            return Vec::new();
+        }
+    };
+    let empty = refuse_empty(
+        "tokens file",
+        path,
+        &text,
+        "restore it from a backup, or, to have no tokens there, write a comment line in it",
+    );
+    let parsed =
+        empty.and_then(|()| lenient::parse::<TokensFile>(path, "tokens file", &text, problems));
+    match parsed {
+        Ok((mut file, _)) => {
+            mark_lines(&mut file.tokens, path, &text);
+            problems.extend(exposed_tokens(path, &text, &file.tokens));
+            file.tokens.into_iter().map(Spanned::into_inner).collect()
+        }
+        Err(problem) => {
+            problems.push(problem);
+            Vec::new()
+        }
+    }
+}
+
+/// A warning when the file at `path` holds plaintext tokens (`token`, or a `token_hash`
+/// that is no argon2 string) and users besides its owner may read it.
+fn exposed_tokens(path: &Path, text: &str, entries: &[Spanned<TokenEntry>]) -> Option<Problem> {
+    let plaintext: Vec<String> = entries
+        .iter()
+        .filter(|entry| entry.get_ref().secret_kind() == Ok("plaintext"))
+        .map(|entry| {
+            let line = line_at(text, entry.span().start);
+            format!("{:?} at line {line}", entry.get_ref().name)
+        })
+        .collect();
+    if plaintext.is_empty() {
+        return None;
+    }
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    let readers = match (mode & 0o040 != 0, mode & 0o004 != 0) {
+        (true, true) => "its group and every user",
+        (true, false) => "its group",
+        (false, true) => "every user",
+        (false, false) => return None,
+    };
+    let shown = path.display();
+    Some(Problem::warning(
+        Some(shown.to_string()),
         format!(
-            "config {} line {}: [metrics] bind = {:?} is not an IP address and port; write \
-             for example \"127.0.0.1:9184\" (this machine only) or \"[::1]:9184\"",
-            path.display(),
-            line_at(text, bind.span().start),
-            bind.as_ref()
+            "holds plaintext tokens ({}) and {readers} may read it (mode {mode:04o}). Replace \
+             them with hashed tokens: `tickit-sync token --revoke NAME --config {shown}`, then \
+             `tickit-sync token --name NAME --config {shown}`, and give that device its new \
+             token; or, if tickit-sync runs as the file's owner, `chmod 600 {shown}`",
+            plaintext.join(", ")
+        ),
+    ))
+}
+
+/// A warning when no token is accepted: every sync would be refused.
+pub fn no_tokens(config: &Config) -> Option<Problem> {
+    (config.tokens.len() == 0).then(|| {
+        Problem::warning(
+            Some(config.path.display().to_string()),
+            format!(
+                "no token is accepted, so every sync will be refused; add one with \
+                 `tickit-sync token --name NAME --config {}`",
+                config.path.display()
+            ),
         )
     })
 }
@@ -560,6 +693,115 @@ mod tests {
     }
 
     #[test]
+    fn every_wrong_setting_and_entry_is_reported_with_its_line() {
+        let dir = temp_dir("every-problem");
+        let path = write(
+            &dir,
+            "[server]\nprot = 3030\nmax_body_bytes = 0\nport = \"x\"\n[sync]\nmax_text_bytes = 0\n\n\
+             [[tokens]]\nname = \"a\"\ntoken = \"t1\"\n[[tokens]]\nname = \"b\"\ntoken = \"t1\"\n\
+             [[tokens]]\ntoken = \"t2\"\n",
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let (config, problems) = inspect(&path, &Overrides::default()).unwrap();
+        let found: Vec<(String, &str)> = problems
+            .iter()
+            .map(|problem| {
+                let place = problem.place.as_deref().unwrap_or_default();
+                let line = place.strip_prefix(path.to_str().unwrap()).unwrap();
+                let message = problem.message.split([',', ';']).next().unwrap();
+                (line.to_owned(), message)
+            })
+            .collect();
+        let same_token = format!(
+            "token \"b\" holds the same token as \"a\" (at {} line 8)",
+            path.display()
+        );
+        let expected = [
+            (" line 2", "unknown field `prot`"),
+            (" line 4", "invalid type: string \"x\""),
+            (" line 14", "missing field `name`"),
+            (" line 11", &*same_token),
+            (" line 3", "[server] max_body_bytes must be more than 0"),
+            (" line 6", "[sync] max_text_bytes must be more than 0"),
+        ];
+        let expected: Vec<(String, &str)> = expected
+            .into_iter()
+            .map(|(line, message)| (line.to_owned(), message))
+            .collect();
+        assert_eq!(found, expected);
+        assert!(problems.iter().all(Problem::is_error));
+        assert_eq!(config.tokens.len(), 1, "only \"a\" is valid");
+        assert_eq!(
+            config.listen.to_string(),
+            "0.0.0.0:3030",
+            "a wrong port is left out"
+        );
+
+        // `serve` stops at the first, quoting its line.
+        let error = load(&path, &Overrides::default()).unwrap_err();
+        assert!(error.contains("TOML parse error at line 2"), "{error}");
+        assert!(error.contains("prot = 3030"), "{error}");
+    }
+
+    #[test]
+    fn plaintext_tokens_others_may_read_and_no_tokens_are_warnings() {
+        let dir = temp_dir("exposed");
+        let path = write(
+            &dir,
+            "[[tokens]]\nname = \"a\"\ntoken = \"t1\"\n\n[[tokens]]\nname = \"b\"\n\
+             hash = \"sha256:0000000000000000000000000000000000000000000000000000000000000000\"\n\n\
+             [[tokens]]\nname = \"c\"\ntoken_hash = \"t3\"\n",
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let (_, problems) = inspect(&path, &Overrides::default()).unwrap();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].severity, crate::problem::Severity::Warning);
+        assert_eq!(problems[0].place.as_deref(), path.to_str());
+        let message = &problems[0].message;
+        assert!(
+            message.starts_with(
+                "holds plaintext tokens (\"a\" at line 1, \"c\" at line 9) and its group may \
+                 read it (mode 0640)."
+            ),
+            "{message}"
+        );
+        assert!(message.ends_with(&format!("`chmod 600 {}`", path.display())));
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(inspect(&path, &Overrides::default()).unwrap().1, []);
+
+        std::fs::write(&path, "[server]\nport = 3030\n").unwrap();
+        let (_, problems) = inspect(&path, &Overrides::default()).unwrap();
+        let warnings: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            warnings,
+            [format!(
+                "{0}: no token is accepted, so every sync will be refused; add one with \
+                 `tickit-sync token --name NAME --config {0}`",
+                path.display()
+            )]
+        );
+        assert!(
+            load(&path, &Overrides::default()).is_ok(),
+            "warnings do not stop it"
+        );
+    }
+
+    #[test]
+    fn command_line_wins_and_unix_sockets_parse() {
+        let dir = temp_dir("overrides");
+        let path = write(&dir, "[server]\nbind = \"unix:sock\"\n");
+        let config = load(&path, &Overrides::default()).unwrap();
+        assert_eq!(config.listen, ListenAddr::Unix(dir.join("sock")));
+        let overrides = Overrides {
+            bind: Some("127.0.0.1".into()),
+            port: Some(0),
+        };
+        let config = load(&path, &overrides).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:0");
+    }
+
+    #[test]
     fn metrics_are_off_unless_asked_for_and_a_wrong_address_names_its_line() {
         let dir = temp_dir("metrics");
         let path = write(&dir, &template());
@@ -577,19 +819,5 @@ mod tests {
         let path = write(&dir, "[metrics]\nport = 9184\n");
         let error = load(&path, &Overrides::default()).unwrap_err();
         assert!(error.contains("port"), "{error}");
-    }
-
-    #[test]
-    fn command_line_wins_and_unix_sockets_parse() {
-        let dir = temp_dir("overrides");
-        let path = write(&dir, "[server]\nbind = \"unix:sock\"\n");
-        let config = load(&path, &Overrides::default()).unwrap();
-        assert_eq!(config.listen, ListenAddr::Unix(dir.join("sock")));
-        let overrides = Overrides {
-            bind: Some("127.0.0.1".into()),
-            port: Some(0),
-        };
-        let config = load(&path, &overrides).unwrap();
-        assert_eq!(config.listen.to_string(), "127.0.0.1:0");
     }
 }

@@ -35,13 +35,8 @@ pub fn run(options: ServeOptions) -> Result<(), String> {
     }
     let loaded_from = reload::Snapshot::before_loading(&path);
     let config = config::load(&path, &options.overrides)?;
-    if config.tokens.len() == 0 {
-        eprintln!(
-            "warning: {} has no tokens, so every sync will be refused; add one with \
-             `tickit-sync token --name NAME --config {}`",
-            path.display(),
-            path.display()
-        );
+    if let Some(warning) = config::no_tokens(&config) {
+        eprintln!("warning: {warning}");
     }
     // Both read the environment systemd set; do it before any other thread exists.
     let Sockets {

@@ -18,6 +18,7 @@ mod listener;
 mod metrics;
 mod open_files;
 mod permissions;
+mod problem;
 mod protocol;
 mod reload;
 mod setup;

@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use toml_edit::{ArrayOfTables, Document, DocumentMut, Item, Table, value};
 
+use crate::problem::Problem;
 use crate::{config, config_edit};
 use phc::PhcTokens;
 
@@ -67,12 +68,9 @@ impl TokenEntry {
         self.account.as_deref().unwrap_or(DEFAULT_ACCOUNT)
     }
 
-    /// `message` about this entry, led by where it was written.
-    fn fault(&self, message: &str) -> String {
-        match &self.place {
-            Some(place) => format!("{place}: {message}"),
-            None => message.to_owned(),
-        }
+    /// An error about this entry, at the place it was written.
+    fn fault(&self, message: &str) -> Problem {
+        Problem::error(self.place.clone(), message)
     }
 
     /// Where it was written, for pointing at it from an error about another entry.
@@ -174,45 +172,53 @@ impl Default for TokenSet {
 impl TokenSet {
     /// Validates the entries: each has a name of its own and exactly one of `token`, `hash`
     /// or `token_hash`, and no two hold the same token (the server could not tell which
-    /// entry, or account, a device is). Errors name the entry's line.
-    pub fn new(entries: &[TokenEntry]) -> Result<TokenSet, String> {
+    /// entry, or account, a device is). Returns the set of the valid entries, and a problem
+    /// naming the line of each entry left out.
+    pub fn validate(entries: &[TokenEntry]) -> (TokenSet, Vec<Problem>) {
         let mut known = Vec::with_capacity(entries.len());
         let mut argon2 = Vec::new();
+        let mut problems = Vec::new();
         let mut names: HashMap<&str, &TokenEntry> = HashMap::new();
         let mut digests: HashMap<[u8; 32], &TokenEntry> = HashMap::new();
         let mut phc_strings: HashMap<String, &TokenEntry> = HashMap::new();
         for entry in entries {
-            if let Some(first) = names.insert(&entry.name, entry) {
-                return Err(entry.fault(&format!(
+            if let Some(first) = names.get(entry.name.as_str()) {
+                problems.push(entry.fault(&format!(
                     "a second token named {:?} (the first is at {}); give each entry a name of \
                      its own, so that `tickit-sync token --revoke NAME` removes the one meant",
                     entry.name,
                     first.place()
                 )));
+                continue;
             }
+            names.insert(&entry.name, entry);
             let holder = Holder {
                 name: entry.name.clone(),
                 account: entry.account().to_owned(),
             };
-            let first_with_same_token = match entry.secret().map_err(|e| entry.fault(&e))? {
-                Secret::Digest { digest, .. } => {
-                    known.push(KnownToken { digest, holder });
-                    digests.insert(digest, entry)
-                }
-                Secret::Argon2(hash) => {
-                    let text = hash.as_str().to_owned();
-                    argon2.push((hash, holder));
-                    phc_strings.insert(text, entry)
-                }
-            };
-            if let Some(first) = first_with_same_token {
-                return Err(same_token(first, entry));
+            match entry.secret() {
+                Err(e) => problems.push(entry.fault(&e)),
+                Ok(Secret::Digest { digest, .. }) => match digests.get(&digest) {
+                    Some(first) => problems.push(same_token(first, entry)),
+                    None => {
+                        digests.insert(digest, entry);
+                        known.push(KnownToken { digest, holder });
+                    }
+                },
+                Ok(Secret::Argon2(hash)) => match phc_strings.get(hash.as_str()) {
+                    Some(first) => problems.push(same_token(first, entry)),
+                    None => {
+                        phc_strings.insert(hash.as_str().to_owned(), entry);
+                        argon2.push((hash, holder));
+                    }
+                },
             }
         }
-        Ok(TokenSet {
+        let set = TokenSet {
             entries: known,
             argon2: Arc::new(PhcTokens::new(argon2)),
-        })
+        };
+        (set, problems)
     }
 
     /// Whose a presented token is. Compares against every SHA-256 entry and every argon2
@@ -248,7 +254,7 @@ impl TokenSet {
 }
 
 /// Why `second` is refused for holding the token `first` holds.
-fn same_token(first: &TokenEntry, second: &TokenEntry) -> String {
+fn same_token(first: &TokenEntry, second: &TokenEntry) -> Problem {
     let accounts = if first.account() == second.account() {
         String::new()
     } else {
@@ -408,6 +414,14 @@ mod tests {
         }
     }
 
+    /// The set of `entries`, or the first problem found in them as `serve` reports it.
+    fn token_set(entries: &[TokenEntry]) -> Result<TokenSet, String> {
+        match TokenSet::validate(entries) {
+            (_, problems) if !problems.is_empty() => Err(problems[0].to_string()),
+            (set, _) => Ok(set),
+        }
+    }
+
     /// An entry as the original server wrote it.
     fn original_entry(name: &str, token_hash: &str, account: Option<&str>) -> TokenEntry {
         TokenEntry {
@@ -449,7 +463,7 @@ mod tests {
     #[tokio::test]
     async fn plaintext_and_hashed_entries_both_authenticate() {
         let token = generate();
-        let set = TokenSet::new(&[
+        let set = token_set(&[
             entry("seed", Some("token-1"), None),
             entry("new", None, Some(&hash_for_config(&token))),
         ])
@@ -469,7 +483,7 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
-        let set = TokenSet::new(&[original_entry("laptop", &phc, Some("family"))]).unwrap();
+        let set = token_set(&[original_entry("laptop", &phc, Some("family"))]).unwrap();
         assert_eq!(set.len(), 1);
         assert_eq!(account_of(&set, "tks_original").await, Some("family"));
         assert_eq!(account_of(&set, "tks_0riginal").await, None);
@@ -478,18 +492,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_plaintext_token_hash_is_a_plaintext_token() {
-        let set = TokenSet::new(&[original_entry("phone", "my-old-token", None)]).unwrap();
-        assert_eq!(
-            account_of(&set, "my-old-token").await,
-            Some(DEFAULT_ACCOUNT)
-        );
+        let set = token_set(&[original_entry("phone", "my-old-token", None)]).unwrap();
+        assert_eq!(account_of(&set, "my-old-token").await, Some(DEFAULT_ACCOUNT));
         assert_eq!(account_of(&set, "my-old-token ").await, None);
         assert_eq!(argon2_runs(&set), 0);
     }
 
     #[tokio::test]
     async fn argon2_runs_once_per_token_then_the_match_is_remembered() {
-        let set = TokenSet::new(&[
+        let set = token_set(&[
             original_entry("laptop", &cheap_phc("tks_laptop"), None),
             original_entry("phone", &cheap_phc("tks_phone"), Some("kids")),
         ])
@@ -504,20 +515,15 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_first_uses_of_a_token_run_argon2_once() {
-        let set =
-            TokenSet::new(&[original_entry("laptop", &cheap_phc("tks_laptop"), None)]).unwrap();
-        let (a, b) = tokio::join!(
-            account_of(&set, "tks_laptop"),
-            account_of(&set, "tks_laptop")
-        );
+        let set = token_set(&[original_entry("laptop", &cheap_phc("tks_laptop"), None)]).unwrap();
+        let (a, b) = tokio::join!(account_of(&set, "tks_laptop"), account_of(&set, "tks_laptop"));
         assert_eq!((a, b), (Some(DEFAULT_ACCOUNT), Some(DEFAULT_ACCOUNT)));
         assert_eq!(argon2_runs(&set), 1);
     }
 
     #[tokio::test]
     async fn a_repeated_bad_token_costs_argon2_once() {
-        let set =
-            TokenSet::new(&[original_entry("laptop", &cheap_phc("tks_laptop"), None)]).unwrap();
+        let set = token_set(&[original_entry("laptop", &cheap_phc("tks_laptop"), None)]).unwrap();
         for _ in 0..3 {
             assert_eq!(account_of(&set, "tks_guess").await, None);
         }
@@ -530,7 +536,7 @@ mod tests {
     #[tokio::test]
     async fn a_reload_keeps_verified_matches_of_unchanged_entries_only() {
         let (laptop, phone) = (cheap_phc("tks_laptop"), cheap_phc("tks_phone"));
-        let before = TokenSet::new(&[
+        let before = token_set(&[
             original_entry("laptop", &laptop, None),
             original_entry("phone", &phone, None),
         ])
@@ -539,7 +545,7 @@ mod tests {
         assert!(account_of(&before, "tks_phone").await.is_some());
 
         // The phone is revoked and the laptop moves to another account.
-        let after = TokenSet::new(&[
+        let after = token_set(&[
             entry("desktop", Some("tks_desktop"), None),
             original_entry("laptop", &laptop, Some("work")),
         ])
@@ -557,21 +563,21 @@ mod tests {
 
     #[test]
     fn malformed_entries_are_refused_by_name() {
-        let error = TokenSet::new(&[entry("phone", None, Some("md5:abc"))]).unwrap_err();
+        let error = token_set(&[entry("phone", None, Some("md5:abc"))]).unwrap_err();
         assert!(error.contains("\"phone\""), "{error}");
-        let error = TokenSet::new(&[entry("tablet", None, None)]).unwrap_err();
+        let error = token_set(&[entry("tablet", None, None)]).unwrap_err();
         assert!(error.contains("needs token"), "{error}");
         let both = TokenEntry {
             token_hash: Some("old".into()),
             ..entry("laptop", Some("new"), None)
         };
-        let error = TokenSet::new(&[both]).unwrap_err();
+        let error = token_set(&[both]).unwrap_err();
         assert_eq!(
             error,
             "token \"laptop\": has token and token_hash; keep one"
         );
         let pbkdf2 = "$pbkdf2-sha256$i=1000$c2FsdHNhbHQ$ZGlnZXN0ZGlnZXN0ZGlnZXN0";
-        let error = TokenSet::new(&[original_entry("desk", pbkdf2, None)]).unwrap_err();
+        let error = token_set(&[original_entry("desk", pbkdf2, None)]).unwrap_err();
         assert!(error.starts_with("token \"desk\": token_hash"), "{error}");
         assert!(error.contains("not argon2"), "{error}");
     }
@@ -586,7 +592,7 @@ mod tests {
             entry.account = Some("kids".into());
             entry
         };
-        let error = TokenSet::new(&[
+        let error = token_set(&[
             placed(entry("laptop", Some("tks_1"), None), 1),
             placed(entry("laptop", Some("tks_2"), None), 5),
         ])
@@ -600,7 +606,7 @@ mod tests {
         );
 
         // The same token, once as plaintext and once hashed, in two accounts.
-        let error = TokenSet::new(&[
+        let error = token_set(&[
             placed(entry("laptop", Some("tks_1"), None), 1),
             placed(
                 kids(entry("phone", None, Some(&hash_for_config("tks_1")))),
@@ -619,7 +625,7 @@ mod tests {
         assert!(!error.contains("tks_1"), "never the secret: {error}");
 
         let phc = cheap_phc("tks_old");
-        let error = TokenSet::new(&[
+        let error = token_set(&[
             original_entry("desk", &phc, None),
             original_entry("tablet", &phc, None),
         ])
@@ -628,6 +634,43 @@ mod tests {
             error.starts_with("token \"tablet\" holds the same token as \"desk\""),
             "{error}"
         );
+    }
+
+    #[test]
+    fn every_faulty_entry_is_reported_and_the_valid_ones_still_work() {
+        let placed = |mut entry: TokenEntry, line: usize| {
+            entry.written_at(format!("config.toml line {line}"));
+            entry
+        };
+        let (set, problems) = TokenSet::validate(&[
+            placed(entry("laptop", Some("tks_1"), None), 1),
+            placed(entry("phone", None, None), 5),
+            placed(entry("laptop", Some("tks_2"), None), 9),
+            placed(entry("tablet", Some("tks_1"), None), 13),
+            placed(entry("desk", Some("tks_3"), None), 17),
+        ]);
+        let places: Vec<Option<&str>> = problems.iter().map(|p| p.place.as_deref()).collect();
+        assert_eq!(
+            places,
+            [
+                Some("config.toml line 5"),
+                Some("config.toml line 9"),
+                Some("config.toml line 13")
+            ]
+        );
+        assert!(problems[0].message.contains("needs token"), "{problems:?}");
+        assert!(
+            problems[1]
+                .message
+                .contains("a second token named \"laptop\"")
+        );
+        assert!(
+            problems[2]
+                .message
+                .contains("holds the same token as \"laptop\"")
+        );
+        assert!(problems.iter().all(Problem::is_error));
+        assert_eq!(set.len(), 2, "laptop and desk");
     }
 
     #[test]
