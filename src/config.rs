@@ -239,9 +239,9 @@ pub fn read_file(path: &Path) -> Result<ConfigFile, String> {
     let text = std::fs::read_to_string(path).map_err(|e| permissions::read_error(path, &e))?;
     let mut problems = Vec::new();
     let (mut file, _) = lenient::parse::<ConfigFile>(path, "config", &text, &mut problems)
-        .map_err(|problem| problem.to_string())?;
+        .map_err(|problem| problem.report())?;
     if let Some(problem) = problems.first() {
-        return Err(problem.to_string());
+        return Err(problem.report());
     }
     mark_lines(&mut file.tokens, path, &text);
     Ok(file)
@@ -302,9 +302,9 @@ pub fn database_of(path: &Path) -> Result<PathBuf, String> {
 /// Loads the config at `path` and applies environment and command-line overrides; the
 /// error is the first problem [`inspect`] finds.
 pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, String> {
-    let (config, problems) = inspect(path, overrides).map_err(|problem| problem.to_string())?;
+    let (config, problems) = inspect(path, overrides).map_err(|problem| problem.report())?;
     match problems.into_iter().find(Problem::is_error) {
-        Some(error) => Err(error.to_string()),
+        Some(error) => Err(error.report()),
         None => Ok(config),
     }
 }

@@ -1,5 +1,6 @@
 //! One thing wrong with a config or a database, as validation finds it: how bad, where, and
 //! what to do. `serve` stops at the first error; `check` lists every one, warnings too.
+//! Also how messages count things.
 
 use serde::Serialize;
 
@@ -58,14 +59,26 @@ impl Problem {
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
+
+    /// How `serve` shows it when it stops at it: see [`Problem::reported_as`].
+    pub fn report(&self) -> String {
+        self.report.clone().unwrap_or_else(|| self.to_string())
+    }
 }
 
+/// `place: message`, on one line.
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (&self.report, &self.place) {
-            (Some(report), _) => f.write_str(report),
-            (None, Some(place)) => write!(f, "{place}: {}", self.message),
-            (None, None) => f.write_str(&self.message),
+        match &self.place {
+            Some(place) => write!(f, "{place}: {}", self.message),
+            None => f.write_str(&self.message),
         }
     }
+}
+
+/// `1 task`, `2 tasks`.
+pub fn counted(number: impl std::fmt::Display, noun: &str) -> String {
+    let number = number.to_string();
+    let plural = if number == "1" { "" } else { "s" };
+    format!("{number} {noun}{plural}")
 }

@@ -417,7 +417,7 @@ mod tests {
     /// The set of `entries`, or the first problem found in them as `serve` reports it.
     fn token_set(entries: &[TokenEntry]) -> Result<TokenSet, String> {
         match TokenSet::validate(entries) {
-            (_, problems) if !problems.is_empty() => Err(problems[0].to_string()),
+            (_, problems) if !problems.is_empty() => Err(problems[0].report()),
             (set, _) => Ok(set),
         }
     }

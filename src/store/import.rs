@@ -22,6 +22,7 @@ use super::records::{load, newest_stamp, store};
 use super::tidy::DeletedLookups;
 use super::tidy_stored::tidy_after_deletes;
 use super::unknown_inbox::transit_id;
+use crate::problem::counted as count;
 use crate::protocol::{Change, Kind};
 
 mod original_tables;
@@ -85,12 +86,6 @@ impl fmt::Display for ImportReport {
         }
         Ok(())
     }
-}
-
-/// `1 task`, `2 tasks`.
-fn count(number: usize, noun: &str) -> String {
-    let plural = if number == 1 { "" } else { "s" };
-    format!("{number} {noun}{plural}")
 }
 
 /// Whether the database's own original tables must be imported: they are there, were never
