@@ -818,6 +818,6 @@ mod tests {
         assert!(error.contains("[metrics] bind"), "{error}");
         let path = write(&dir, "[metrics]\nport = 9184\n");
         let error = load(&path, &Overrides::default()).unwrap_err();
-        assert!(error.contains("port"), "{error}");
+        assert!(error.contains("missing field `bind`"), "{error}");
     }
 }
