@@ -8,6 +8,7 @@ mod activity;
 mod answer;
 mod api;
 mod body_budget;
+mod check;
 mod config;
 mod config_edit;
 mod connection_slots;
@@ -71,6 +72,7 @@ enum Command {
     Token(TokenArgs),
     Serve(ServeArgs),
     Health(HealthArgs),
+    Check(CheckArgs),
     Import(ImportArgs),
     Devices(DevicesArgs),
     Backup(BackupArgs),
@@ -156,6 +158,31 @@ struct HealthArgs {
 }
 
 #[derive(FromArgs)]
+/// Check an installation without changing anything: the config (every mistake with its line,
+/// names or tokens listed twice, plaintext tokens other users may read) and the database
+/// (opened read-only: its schema version, SQLite's integrity check, the one-inbox-per-account
+/// rules). Prints each finding and a verdict.
+#[argh(
+    subcommand,
+    name = "check",
+    example = "tickit-sync check",
+    example = "tickit-sync check --config /etc/tickit-sync/config.toml --json",
+    note = "Exit status: 0 when nothing is wrong (warnings allowed), 1 when an error was \
+            found. The database is the one `serve` would use: the config's [database] path, \
+            or TICKIT_SYNC_DB. It only reads, creates no file, and runs beside a running \
+            server, so a systemd timer or a container HEALTHCHECK can run it; it reads the \
+            whole database, so for a probe every few seconds use `tickit-sync health`."
+)]
+struct CheckArgs {
+    /// config file (default: $TICKIT_SYNC_CONFIG, else ./config.toml)
+    #[argh(option)]
+    config: Option<PathBuf>,
+    /// print one JSON object instead of lines (its shape is in the README)
+    #[argh(switch)]
+    json: bool,
+}
+
+#[derive(FromArgs)]
 /// Import the tasks, lists, tags and deletions of an original tickit-sync (0.2.1) database
 /// file, for a move to a new path or machine. Devices then sync on as before, unchanged.
 /// (`serve` imports the original's tables by itself when they are in its own database file.)
@@ -235,7 +262,7 @@ fn main() -> ExitCode {
     purge_freed_memory_at_once();
     let cli: Cli = argh::from_env();
     match run(cli.command) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::FAILURE
@@ -243,8 +270,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command) -> Result<(), String> {
-    match command {
+fn run(command: Command) -> Result<ExitCode, String> {
+    let done = match command {
+        Command::Check(args) => return Ok(check::run(&config::locate(args.config), args.json)),
         Command::Init(args) => setup::init(&config::locate(args.config), args.force),
         Command::Token(args) => token(args),
         Command::Serve(args) => lifecycle::run(lifecycle::ServeOptions {
@@ -267,7 +295,8 @@ fn run(command: Command) -> Result<(), String> {
             println!("ok: {url}");
             Ok(())
         }
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }
 
 fn import(args: ImportArgs) -> Result<(), String> {

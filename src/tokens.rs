@@ -493,7 +493,10 @@ mod tests {
     #[tokio::test]
     async fn a_plaintext_token_hash_is_a_plaintext_token() {
         let set = token_set(&[original_entry("phone", "my-old-token", None)]).unwrap();
-        assert_eq!(account_of(&set, "my-old-token").await, Some(DEFAULT_ACCOUNT));
+        assert_eq!(
+            account_of(&set, "my-old-token").await,
+            Some(DEFAULT_ACCOUNT)
+        );
         assert_eq!(account_of(&set, "my-old-token ").await, None);
         assert_eq!(argon2_runs(&set), 0);
     }
@@ -516,7 +519,10 @@ mod tests {
     #[tokio::test]
     async fn concurrent_first_uses_of_a_token_run_argon2_once() {
         let set = token_set(&[original_entry("laptop", &cheap_phc("tks_laptop"), None)]).unwrap();
-        let (a, b) = tokio::join!(account_of(&set, "tks_laptop"), account_of(&set, "tks_laptop"));
+        let (a, b) = tokio::join!(
+            account_of(&set, "tks_laptop"),
+            account_of(&set, "tks_laptop")
+        );
         assert_eq!((a, b), (Some(DEFAULT_ACCOUNT), Some(DEFAULT_ACCOUNT)));
         assert_eq!(argon2_runs(&set), 1);
     }

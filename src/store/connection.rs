@@ -51,6 +51,18 @@ pub fn open(path: &Path) -> Result<Connection, String> {
     Ok(conn)
 }
 
+/// The `file:` URI of the database at `path` with `query` (`mode=ro`, `immutable=1`), for
+/// the settings only a URI can give.
+pub fn uri(path: &Path, query: &str) -> String {
+    let escaped = path
+        .display()
+        .to_string()
+        .replace('%', "%25")
+        .replace('?', "%3f")
+        .replace('#', "%23");
+    format!("file:{escaped}?{query}")
+}
+
 /// True when SQLite refused because another connection holds a lock: trying again later
 /// may succeed.
 pub fn is_busy(e: &rusqlite::Error) -> bool {

@@ -13,6 +13,7 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use serde_json::Value;
 
 use super::clock::Clock;
+use super::connection;
 use super::decide::{Decision, Version, decide};
 use super::delivery::ensure_applied;
 use super::fingerprint;
@@ -146,13 +147,7 @@ pub fn from_file(
                 from.display()
             ));
         }
-        let escaped = from
-            .display()
-            .to_string()
-            .replace('%', "%25")
-            .replace('?', "%3f")
-            .replace('#', "%23");
-        let uri = format!("file:{escaped}?mode=ro");
+        let uri = connection::uri(from, "mode=ro");
         conn.execute("ATTACH DATABASE ?1 AS original", [uri])
             .map_err(failed)?;
     }

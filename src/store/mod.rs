@@ -19,6 +19,7 @@ mod import;
 #[cfg(test)]
 mod import_tests;
 mod inbox;
+mod inspect;
 mod large_work;
 mod last_answer;
 mod read_only;
@@ -52,8 +53,10 @@ pub use device_listing::{DeviceListing, devices, token_last_use};
 pub use device_state::Caller;
 pub use feed::{FeedRange, OutgoingRecord};
 pub use import::{ImportReport, from_file as import_file};
+pub use inspect::{Inspection, inspect};
 use readers::Readers;
 use records::newest_stamp;
+pub use schema::CURRENT as SCHEMA_VERSION;
 pub use sync::SyncOutcome;
 use writer::{Command, Writer};
 

@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-/// How long a read waits for a checkpoint or recovery in progress to let go.
+use super::connection;
+
+/// How long a read waits for another process's lock (a server recovering its WAL, a
+/// checkpoint) to let go.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Opens the database at `path` read-only; the error says what is wrong with the path.
@@ -26,44 +29,29 @@ pub fn open(path: &Path) -> Result<Connection, String> {
             )
         });
     }
-    let server_has_it_open = wal_path(path).exists();
-    let uri = format!(
-        "file:{}?mode=ro{}",
-        uri_path(path),
-        if server_has_it_open {
-            ""
-        } else {
-            "&immutable=1"
-        }
-    );
+    connect(path).map_err(|e| format!("cannot read database {}: {e}", path.display()))
+}
+
+/// Opens the database at `path` for reading only, creating nothing beside it: immutable
+/// when neither a `-wal` nor a rollback `-journal` file is beside it (no server has it
+/// open), else through them, as the server's own readers do.
+pub fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    let beside = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name).exists()
+    };
+    let query = if beside("-wal") || beside("-journal") {
+        "mode=ro"
+    } else {
+        "immutable=1"
+    };
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
         | OpenFlags::SQLITE_OPEN_URI
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(&uri, flags)
-        .and_then(|conn| conn.busy_timeout(BUSY_TIMEOUT).map(|()| conn))
-        .map_err(|e| format!("cannot read database {}: {e}", path.display()))?;
+    let conn = Connection::open_with_flags(connection::uri(path, query), flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     Ok(conn)
-}
-
-/// The `-wal` file SQLite keeps beside the database while it is open in WAL mode.
-fn wal_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push("-wal");
-    PathBuf::from(name)
-}
-
-/// `path` as the path of a `file:` URI: absolute, with `%`, `?` and `#` escaped.
-fn uri_path(path: &Path) -> String {
-    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-    let mut escaped = String::new();
-    for byte in absolute.as_os_str().as_encoded_bytes() {
-        match byte {
-            b'%' | b'?' | b'#' => escaped.push_str(&format!("%{byte:02X}")),
-            _ if byte.is_ascii() => escaped.push(char::from(*byte)),
-            _ => escaped.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    escaped
 }
 
 #[cfg(test)]

@@ -109,8 +109,9 @@ const MIGRATIONS: &[&str] = &[
     // 7: what `tickit-sync devices` tells of each device (`device_state`): when it was
     // first seen and last synced, the token entry and client (User-Agent) it synced with,
     // and the stamp its last answer was complete to, after which what waits for it is
-    // stamped; when each token was last used (`token --list`). What a backup's copy asks of each device once it is restored (`restore`):
-    // the instant to have it upload again from, and when the copy was taken.
+    // stamped; when each token was last used (`token --list`). What a backup's copy asks
+    // of each device once it is restored (`restore`): the instant to have it upload again
+    // from, and when the copy was taken.
     "ALTER TABLE devices ADD COLUMN first_seen_at INTEGER;
     ALTER TABLE devices ADD COLUMN last_sync_at INTEGER;
     ALTER TABLE devices ADD COLUMN answered_through INTEGER;

@@ -324,7 +324,8 @@ fn in_own_savepoint<T>(
     Ok(outcome)
 }
 
-fn stats(conn: &Connection) -> rusqlite::Result<Stats> {
+/// Counts accounts, devices (all, and those seen in the last day) and live records.
+pub(super) fn stats(conn: &Connection) -> rusqlite::Result<Stats> {
     let day_ago = now_nanos().saturating_sub(DAY);
     conn.query_row(
         "SELECT (SELECT COUNT(DISTINCT account) FROM devices),
