@@ -3,6 +3,7 @@
 //! interface. One module per area; the request fixtures are read from `tests/fixtures/`.
 
 mod bad_states;
+mod check;
 mod cli;
 mod connections;
 mod convergence;
