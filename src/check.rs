@@ -14,28 +14,26 @@ use crate::store::{self, SCHEMA_VERSION};
 /// Everything `check` found.
 struct Report<'a> {
     config_path: &'a Path,
-    /// The settings, unless the config could not be read at all.
-    config: Option<Config>,
     config_problems: Vec<Problem>,
-    /// The database the config names, once the config was read.
-    database: Option<store::Inspection>,
+    /// The settings and what inspecting their database found, unless the config could not
+    /// be read at all.
+    read: Option<(Config, store::Inspection)>,
 }
 
 /// Checks the config at `path` and the database it names; prints the findings (as JSON
 /// when `json`) and returns the exit code: failure when any is an error.
 pub fn run(path: &Path, json: bool) -> ExitCode {
-    let (config, config_problems) = match config::inspect(path, &Overrides::default()) {
-        Ok((config, problems)) => (Some(config), problems),
+    let (read, config_problems) = match config::inspect(path, &Overrides::default()) {
+        Ok((config, problems)) => {
+            let found = store::inspect(&config.database);
+            (Some((config, found)), problems)
+        }
         Err(problem) => (None, vec![problem]),
     };
-    let database = config
-        .as_ref()
-        .map(|config| store::inspect(&config.database));
     let report = Report {
         config_path: path,
-        config,
         config_problems,
-        database,
+        read,
     };
     if json {
         println!("{}", report.json());
@@ -50,7 +48,7 @@ pub fn run(path: &Path, json: bool) -> ExitCode {
 
 impl Report<'_> {
     fn problems(&self) -> impl Iterator<Item = &Problem> {
-        let database = self.database.iter().flat_map(|found| &found.problems);
+        let database = self.read.iter().flat_map(|(_, found)| &found.problems);
         self.config_problems.iter().chain(database)
     }
 
@@ -58,16 +56,11 @@ impl Report<'_> {
         self.problems().filter(|p| p.severity == severity).count()
     }
 
-    /// The database file, once the config named it.
-    fn database_path(&self) -> Option<&Path> {
-        self.config.as_ref().map(|config| config.database.as_path())
-    }
-
     /// One line per finding, each part's `ok` line when it has no error, and the verdict.
     fn lines(&self) -> String {
         let mut out = String::new();
         let config_ok = !self.config_problems.iter().any(Problem::is_error);
-        if let (Some(config), true) = (&self.config, config_ok) {
+        if let (Some((config, _)), true) = (&self.read, config_ok) {
             let files = config
                 .source_files()
                 .iter()
@@ -79,16 +72,13 @@ impl Report<'_> {
         for problem in &self.config_problems {
             out += &format!("{}: {problem}\n", severity(problem));
         }
-        if let (Some(path), Some(found)) = (self.database_path(), &self.database) {
+        if let Some((config, found)) = &self.read {
+            let path = config.database.display();
             if !found.problems.iter().any(Problem::is_error) {
-                out += &format!("ok: database {}: {}\n", path.display(), described(found));
+                out += &format!("ok: database {path}: {}\n", described(found));
             }
             for problem in &found.problems {
-                out += &format!(
-                    "{}: database {}: {problem}\n",
-                    severity(problem),
-                    path.display()
-                );
+                out += &format!("{}: database {path}: {problem}\n", severity(problem));
             }
         }
         out + &self.verdict() + "\n"
@@ -101,47 +91,47 @@ impl Report<'_> {
             0 => String::new(),
             _ => format!(", {}", counted(warnings, "warning")),
         };
-        if errors > 0 {
-            let meaning = if self.config.is_none() {
-                "the config cannot be read"
-            } else if self.config_problems.iter().any(Problem::is_error) {
-                "the server would not start"
-            } else {
-                "the database needs attention"
-            };
-            return format!("check: {}{warned}: {meaning}", counted(errors, "error"));
+        match &self.read {
+            Some((config, found)) if errors == 0 => {
+                let path = config.database.display();
+                let database = match (found.schema_version, &found.stats) {
+                    (Some(version), Some(stats)) => format!(
+                        "database {path} schema {version}, {}",
+                        counted(stats.records, "record")
+                    ),
+                    _ => format!("database {path}: {}", described(found)),
+                };
+                format!(
+                    "check: healthy{warned} (config {}, {}; {database})",
+                    self.config_path.display(),
+                    tokens(config)
+                )
+            }
+            read => {
+                let meaning = if read.is_none() {
+                    "the config cannot be read"
+                } else if self.config_problems.iter().any(Problem::is_error) {
+                    "the server would not start"
+                } else {
+                    "the database needs attention"
+                };
+                format!("check: {}{warned}: {meaning}", counted(errors, "error"))
+            }
         }
-        let config = match &self.config {
-            Some(config) => format!("config {}, {}", self.config_path.display(), tokens(config)),
-            None => format!("config {}", self.config_path.display()),
-        };
-        let database = match (self.database_path(), &self.database) {
-            (Some(path), Some(found)) => match (found.schema_version, &found.stats) {
-                (Some(version), Some(stats)) => format!(
-                    "database {} schema {version}, {}",
-                    path.display(),
-                    counted(stats.records, "record")
-                ),
-                _ => format!("database {}: {}", path.display(), described(found)),
-            },
-            _ => "no database".into(),
-        };
-        format!("check: healthy{warned} ({config}; {database})")
     }
 
     /// The report as one JSON object (the shape README's "Checking an installation" shows).
     fn json(&self) -> Value {
-        let database = self.database_path().zip(self.database.as_ref());
         json!({
             "ok": self.count(Severity::Error) == 0,
             "verdict": self.verdict(),
             "config": {
                 "path": self.config_path,
-                "tokens": self.config.as_ref().map(|config| config.tokens.len()),
+                "tokens": self.read.as_ref().map(|(config, _)| config.tokens.len()),
                 "problems": self.config_problems,
             },
-            "database": database.map(|(path, found)| json!({
-                "path": path,
+            "database": self.read.as_ref().map(|(config, found)| json!({
+                "path": config.database,
                 "exists": found.exists,
                 "schema_version": found.schema_version,
                 "latest_schema_version": SCHEMA_VERSION,
