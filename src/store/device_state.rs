@@ -1,13 +1,14 @@
 //! What the server records of each device as it syncs, for the person running it
 //! (`tickit-sync devices`, `token --list`, the status line): when it was first seen and last
 //! synced, the token entry and client it synced with, and the stamp its last answer was
-//! complete to; and when each token was last used. A sync that changes nothing and sends nothing rewrites them only once they
-//! are [`LAST_SYNC_PRECISION`] old, so polling still writes nothing to disk.
+//! complete to; and when each token was last used. A sync that is sent nothing records
+//! itself only once its record is [`LAST_SYNC_PRECISION`] old, so polling, and uploading,
+//! still write no more than they did.
 
 use rusqlite::{Connection, params};
 
-/// How stale a quiet device's last sync may be on record: a sync that changes nothing and
-/// sends nothing records itself only once the recorded one is older than this (a minute).
+/// How stale a device's last sync may be on record: a sync that is sent nothing records
+/// itself only once the recorded one is older than this (a minute).
 pub const LAST_SYNC_PRECISION: i64 = 60_000_000_000;
 
 /// The longest `User-Agent` kept, in bytes; a longer one is cut.
@@ -59,9 +60,9 @@ pub fn register(tx: &Connection, account: &str, device: &str, now: i64) -> rusql
 }
 
 /// Records a sync of `device` that arrived at `received_at` and was answered with every
-/// change stamped up to `answered_through`. `delivered` says whether it changed or sent
-/// anything: it is then recorded whatever its age, as what waits for the device changed.
-/// The token's last use is recorded with it.
+/// change stamped up to `answered_through`. `delivered` says whether it was sent anything:
+/// it is then recorded whatever its age, as what waits for the device changed. The token's
+/// last use is recorded with it, to within [`LAST_SYNC_PRECISION`] too.
 pub fn note_sync(
     tx: &Connection,
     caller: &Caller,
@@ -91,10 +92,10 @@ pub fn note_sync(
     if recorded == 1 {
         tx.prepare_cached(
             "INSERT INTO token_use (name, last_used_at) VALUES (?1, ?2)
-             ON CONFLICT (name) DO UPDATE
-             SET last_used_at = MAX(last_used_at, excluded.last_used_at)",
+             ON CONFLICT (name) DO UPDATE SET last_used_at = excluded.last_used_at
+             WHERE last_used_at < excluded.last_used_at - ?3",
         )?
-        .execute(params![caller.token_name, received_at])?;
+        .execute(params![caller.token_name, received_at, LAST_SYNC_PRECISION])?;
     }
     Ok(())
 }

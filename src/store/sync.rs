@@ -190,10 +190,9 @@ pub fn apply(
         feed = None;
     }
     records.extend(extras.into_iter().map(|(_, _, record)| record));
-    let delivered = !request.changes.is_empty()
-        || feed.is_some()
-        || !records.is_empty()
-        || upload_again_from.is_some();
+    // What waits for the device changes only with what it is sent; its own uploads never
+    // wait for it.
+    let delivered = feed.is_some() || !records.is_empty() || upload_again_from.is_some();
     device_state::note_sync(tx, caller, device, received_at, horizon, delivered)?;
     last_answers.remember(
         account,
