@@ -36,7 +36,7 @@ pub fn run(path: &Path, json: bool) -> ExitCode {
         read,
     };
     if json {
-        println!("{}", report.json());
+        println!("{:#}", report.json());
     } else {
         print!("{}", report.lines());
     }
