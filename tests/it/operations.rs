@@ -390,3 +390,28 @@ fn a_backup_taken_during_syncs_restores_and_every_device_converges_with_nothing_
         "the restored server holds every task again"
     );
 }
+
+#[test]
+fn devices_and_backup_explain_themselves() {
+    let devices = run_cli(Path::new("."), &["devices", "--help"]);
+    assert!(devices.status.success());
+    let help = stdout(&devices);
+    assert!(
+        help.starts_with(
+            "Usage: tickit-sync devices [--account <account>] [--json] [--config <config>]"
+        ),
+        "{help}"
+    );
+    assert!(
+        help.contains("WAITING counts the changes other devices made"),
+        "{help}"
+    );
+    let backup = run_cli(Path::new("."), &["backup", "--help"]);
+    assert!(backup.status.success());
+    let help = stdout(&backup);
+    assert!(
+        help.starts_with("Usage: tickit-sync backup [--config <config>] [--] <path>"),
+        "{help}"
+    );
+    assert!(help.contains("To restore: stop the server"), "{help}");
+}
