@@ -581,6 +581,23 @@ scenario() { # RUN-NAME SKEW_A SKEW_B   (skews are faketime -f offsets, '' = rea
   check "server log mentions neither token" \
     bash -c '! grep -F -e "$1" -e "$2" "$3"' _ "$TOKEN_A" "$TOKEN_B" "$RUN_DIR/server/stderr"
 
+  # What `tickit-sync devices` tells the person running the server, read while it runs:
+  # A and B, each under the token it synced with, neither with anything left to receive.
+  timeout "$CALL_TIMEOUT" "$SERVER_BIN" devices --json --config "$RUN_DIR/server/config.toml" \
+    >"$RUN_DIR/devices.json" 2>"$RUN_DIR/devices.err" || true
+  check "server: 'tickit-sync devices' lists A and B under their tokens, synced just now, nothing waiting" \
+    pyck '
+      d = {x["device"]: x for x in r["devices"]}
+      a, b = d[IA], d[IB]
+      assert (a["token"], b["token"]) == ("first-device", "device-b"), show(r)
+      assert (a["waiting_changes"], b["waiting_changes"]) == (0, 0), show(r)
+      assert 0 <= a["last_sync_seconds_ago"] < 300 and 0 <= b["last_sync_seconds_ago"] < 300, show(r)
+      assert set(d) == {IA, IB, P}, show(r)' \
+    r="$RUN_DIR/devices.json" IA:="$(cat "${DEV_HOME[A]}/.config/tickit/.device_id")" \
+    IB:="$(cat "${DEV_HOME[B]}/.config/tickit/.device_id")" P:="$PROBE_DEVICE"
+  timeout "$CALL_TIMEOUT" "$SERVER_BIN" devices --config "$RUN_DIR/server/config.toml" 2>&1 \
+    | sed 's/^/       /' || true
+
   stop_server
 }
 
