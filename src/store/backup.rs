@@ -10,9 +10,8 @@ use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::open_migrated;
-use super::read_only;
 use super::restore::mark_copy;
+use super::{connection, open_migrated, read_only};
 use crate::timestamp::now_nanos;
 
 /// What a backup copied.
@@ -74,11 +73,7 @@ fn refuse_the_database_itself(database: &Path, destination: &Path) -> Result<(),
     let Some(target) = identity(destination) else {
         return Ok(());
     };
-    let database_files = ["", "-wal", "-shm"].map(|suffix| {
-        let mut name = database.as_os_str().to_owned();
-        name.push(suffix);
-        PathBuf::from(name)
-    });
+    let database_files = ["", "-wal", "-shm"].map(|suffix| connection::beside(database, suffix));
     if database_files
         .iter()
         .any(|file| identity(file) == Some(target))

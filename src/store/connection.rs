@@ -2,7 +2,7 @@
 //! locks, and a write that proves the database can be written, so a server that could not
 //! save a sync refuses to start and says what to change instead of answering 500s.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
@@ -49,6 +49,14 @@ pub fn open(path: &Path) -> Result<Connection, String> {
     .map_err(refused)?;
     prove_writable(&mut conn).map_err(refused)?;
     Ok(conn)
+}
+
+/// The file SQLite keeps beside the database at `path` under `suffix` (`-wal`, `-shm`,
+/// `-journal`).
+pub fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 /// The `file:` URI of the database at `path` with `query` (`mode=ro`, `immutable=1`), for

@@ -208,13 +208,14 @@ impl Store {
     /// The size of the database file and its write-ahead log, in bytes; a file that cannot
     /// be looked at counts as empty.
     pub fn database_bytes(&self) -> u64 {
-        let mut wal = self.path.as_os_str().to_owned();
-        wal.push("-wal");
-        [self.path.as_path(), Path::new(&wal)]
-            .iter()
-            .filter_map(|file| std::fs::metadata(file).ok())
-            .map(|metadata| metadata.len())
-            .sum()
+        [
+            self.path.to_path_buf(),
+            connection::beside(&self.path, "-wal"),
+        ]
+        .iter()
+        .filter_map(|file| std::fs::metadata(file).ok())
+        .map(|metadata| metadata.len())
+        .sum()
     }
 
     async fn ask<T>(

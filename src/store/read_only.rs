@@ -5,7 +5,7 @@
 //! connection would create them, owned by whoever ran the command (often root), which the
 //! server's own user then cannot open: so without a `-wal` the file is opened immutable.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
@@ -36,12 +36,10 @@ pub fn open(path: &Path) -> Result<Connection, String> {
 /// when neither a `-wal` nor a rollback `-journal` file is beside it (no server has it
 /// open), else through them, as the server's own readers do.
 pub fn connect(path: &Path) -> rusqlite::Result<Connection> {
-    let beside = |suffix: &str| {
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        PathBuf::from(name).exists()
-    };
-    let query = if beside("-wal") || beside("-journal") {
+    let server_has_it_open = ["-wal", "-journal"]
+        .iter()
+        .any(|suffix| connection::beside(path, suffix).exists());
+    let query = if server_has_it_open {
         "mode=ro"
     } else {
         "immutable=1"
