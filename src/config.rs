@@ -294,9 +294,13 @@ fn refuse_empty(what: &str, path: &Path, text: &str, advice: &str) -> Result<(),
     Ok(())
 }
 
-/// The database file the config at `path` names (see [`ConfigFile::database`]).
+/// The database file: `TICKIT_SYNC_DB`, which needs no config file, else the one the config
+/// at `path` names (see [`ConfigFile::database`]).
 pub fn database_of(path: &Path) -> Result<PathBuf, String> {
-    Ok(read_file(path)?.database(path))
+    match env_string(ENV_DB) {
+        Some(database) => Ok(PathBuf::from(database)),
+        None => Ok(read_file(path)?.database(path)),
+    }
 }
 
 /// Loads the config at `path` and applies environment and command-line overrides; the

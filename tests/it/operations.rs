@@ -147,6 +147,23 @@ fn devices_lists_each_device_with_its_token_client_and_what_waits_for_it() {
             server.stop_ok();
         }
     }
+    // TICKIT_SYNC_DB alone names the database: no config file needed (a NixOS or systemd
+    // install keeps its config elsewhere).
+    let elsewhere = TempDir::new();
+    let by_environment = std::process::Command::new(binary())
+        .args(["devices", "--json"])
+        .current_dir(elsewhere.path())
+        .env_remove("TICKIT_SYNC_CONFIG")
+        .env("TICKIT_SYNC_DB", dir.join("tickit-sync.sqlite"))
+        .output()
+        .expect("run tickit-sync devices");
+    assert!(
+        by_environment.status.success(),
+        "{}",
+        stderr(&by_environment)
+    );
+    let listed: Value = serde_json::from_str(&stdout(&by_environment)).expect("JSON");
+    assert_eq!(listed["devices"].as_array().map(Vec::len), Some(2));
     assert!(
         !files_in(&dir)
             .iter()
