@@ -1,7 +1,6 @@
 //! The commands that write the config: `init`, `token`, and the first-run config `serve`
 //! creates when there is none.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use crate::config::{self, Config, ListenAddr, Overrides};
@@ -74,12 +73,16 @@ pub fn list_tokens(path: &Path) -> Result<(), String> {
     }
     let database = file.database(path);
     let last_use = if database.exists() {
-        store::token_last_use(&database).unwrap_or_else(|e| {
-            eprintln!("warning: last use unknown: {e}");
-            HashMap::new()
-        })
+        store::token_last_use(&database)
+            .map_err(|e| eprintln!("warning: last use unknown: {e}"))
+            .ok()
     } else {
-        HashMap::new()
+        eprintln!(
+            "note: no database at {}, so no last use is known; if the server keeps its \
+             database elsewhere, name it with TICKIT_SYNC_DB",
+            database.display()
+        );
+        None
     };
     let now = now_nanos();
     for entry in file.tokens() {
@@ -88,9 +91,10 @@ pub fn list_tokens(path: &Path) -> Result<(), String> {
             Ok(kind) => kind.to_owned(),
             Err(e) => format!("invalid: {e}"),
         };
-        let used = match last_use.get(&entry.name) {
-            Some(&at) => devices::when(at, now),
-            None => "never".to_owned(),
+        let used = match last_use.as_ref().map(|uses| uses.get(&entry.name)) {
+            Some(Some(&at)) => devices::when(at, now),
+            Some(None) => "never".to_owned(),
+            None => "unknown".to_owned(),
         };
         println!(
             "{}\taccount: {account}\tstored: {stored}\tlast use: {used}",

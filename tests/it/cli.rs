@@ -62,8 +62,13 @@ fn token_adds_a_hash_keeps_comments_lists_and_revokes() {
     let listed = run_cli(dir.path(), &["token", "--list"]);
     assert_eq!(
         stdout(&listed),
-        "laptop\taccount: default\tstored: sha256\tlast use: never\n\
-         tablet\taccount: kids\tstored: sha256\tlast use: never\n"
+        "laptop\taccount: default\tstored: sha256\tlast use: unknown\n\
+         tablet\taccount: kids\tstored: sha256\tlast use: unknown\n"
+    );
+    assert!(
+        stderr(&listed).starts_with("note: no database at "),
+        "{}",
+        stderr(&listed)
     );
 
     let duplicate = run_cli(dir.path(), &["token", "--name", "laptop"]);
@@ -81,7 +86,7 @@ fn token_adds_a_hash_keeps_comments_lists_and_revokes() {
     let listed = run_cli(dir.path(), &["token", "--list"]);
     assert_eq!(
         stdout(&listed),
-        "tablet\taccount: kids\tstored: sha256\tlast use: never\n"
+        "tablet\taccount: kids\tstored: sha256\tlast use: unknown\n"
     );
 }
 
