@@ -7,8 +7,9 @@
 #  - the image's own Entrypoint + Cmd, User, WorkingDir and Env, run from its exported
 #    filesystem under chroot (`podman run` cannot start containers on the CI machines):
 #    first start with an empty /data prints a token, /health answers, `tickit-sync health`
-#    exits 0, one desktop full sync with that token answers 200 with the 4 records, and
-#    SIGTERM stops it with exit status 0.
+#    exits 0, one desktop full sync with that token answers 200 with the 4 records,
+#    `devices`, `backup` and `check` work beside it as the image's user, and SIGTERM stops
+#    it with exit status 0.
 # Everything podman stores goes into a temporary directory that is removed at the end.
 # Environment: CARGO_TARGET_DIR (default target).
 set -euo pipefail
@@ -241,6 +242,26 @@ if [[ $status == 200 && $got == "$sent" ]]; then
     pass "full sync answered 200 with the $got records"
 else
     fail "full sync answered $status with $got records (expected 200 and $sent): $(head -c 300 "$response")"
+fi
+
+# --- operating it, beside the running server, as the image's user -------------------------
+devices=$("${in_image[@]}" /tickit-sync devices --json 2>&1 || true)
+if [[ $(jq '.devices | length' <<<"$devices" 2>/dev/null) == 1 ]]; then
+    pass "tickit-sync devices lists the device that synced"
+else
+    fail "tickit-sync devices: $devices"
+fi
+backup=$rootfs/data/backup.sqlite
+if "${in_image[@]}" /tickit-sync backup /data/backup.sqlite >"$work/backup.out" 2>&1 &&
+    [[ $(stat -c %u:%g:%a "$backup") == "$uid:$gid:600" ]]; then
+    pass "tickit-sync backup writes /data/backup.sqlite as $uid:$gid, mode 600"
+else
+    fail "tickit-sync backup: $(cat "$work/backup.out")"
+fi
+if "${in_image[@]}" /tickit-sync check >"$work/check.out" 2>&1; then
+    pass "tickit-sync check finds the config and the database sound"
+else
+    fail "tickit-sync check: $(cat "$work/check.out")"
 fi
 
 # --- stop ----------------------------------------------------------------------------------
