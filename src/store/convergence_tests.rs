@@ -5,13 +5,7 @@ use serde_json::{Value, json};
 
 use crate::protocol::Kind;
 use crate::store::test_support::*;
-use crate::timestamp::{format_server_time, now_nanos, parse_nanos};
-
-/// The server's clock `seconds` from now, spelt as a device stamps it (a device whose clock
-/// is that far ahead, or one acting that much later).
-fn at(seconds: i64) -> String {
-    format_server_time(now_nanos() + seconds * 1_000_000_000)
-}
+use crate::timestamp::{format_server_time, parse_nanos};
 
 fn updated_at(body: &Value) -> i64 {
     parse_nanos(body["updated_at"].as_str().unwrap()).unwrap()
@@ -222,13 +216,7 @@ fn tidying_after_a_list_delete_does_not_beat_an_earlier_edit_arriving_later() {
 #[test]
 fn a_clock_off_by_more_than_the_allowance_is_reported_once() {
     let mut db = Database::new();
-    db.sync(LAPTOP, None, &[task("Write report", WORK, &[], T1)]);
-    db.sync(PHONE, None, &[]);
-    db.sync(LAPTOP, None, &[task("Write the report", WORK, &[], T2)]);
-    db.sync(PHONE, None, &[]);
-    // The phone, an hour fast, applied the edit and re-stamped it with its own clock.
-    let restamped = task("Write the report", WORK, &[], &at(3600));
-    let first = db.sync(PHONE, None, std::slice::from_ref(&restamped));
+    let first = phone_an_hour_fast_restamps_an_edit(&mut db);
     let warning = first.clock_warning.expect("an hour off is reported");
     assert_eq!(warning.device, PHONE);
     let hour = 3_600_000_000_000_i64;

@@ -113,23 +113,11 @@ mod tests {
     use super::*;
     use crate::store::test_support::*;
 
-    fn at(seconds_from_now: i64) -> String {
-        crate::timestamp::format_server_time(
-            crate::timestamp::now_nanos() + seconds_from_now * 1_000_000_000,
-        )
-    }
-
     #[test]
     fn lists_what_waits_for_each_device_and_the_clock_it_was_warned_about() {
         let mut db = Database::new();
-        db.sync(LAPTOP, None, &[task("Write report", WORK, &[], T1)]);
-        db.sync(PHONE, None, &[]);
-        db.sync(LAPTOP, None, &[task("Write the report", WORK, &[], T2)]);
-        db.sync(PHONE, None, &[]);
-        // The phone, an hour fast, applied the edit and re-stamped it with its own clock;
-        // then the laptop adds a list and a tag the phone has not been sent.
-        let restamped = task("Write the report", WORK, &[], &at(3600));
-        db.sync(PHONE, None, std::slice::from_ref(&restamped));
+        phone_an_hour_fast_restamps_an_edit(&mut db);
+        // Then the laptop adds a list and a tag the phone has not been sent.
         db.sync(
             LAPTOP,
             None,

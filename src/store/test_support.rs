@@ -14,6 +14,7 @@ use super::schema::migrate;
 use super::sync::apply;
 use super::tidy_stored::TIDIED_PER_TURN;
 use crate::protocol::{self, Kind, Limits, parse_request};
+use crate::timestamp::{format_server_time, now_nanos};
 
 pub const ACCOUNT: &str = "default";
 pub const LAPTOP: &str = "8555eb33-3505-42b5-b029-341b1734ad31";
@@ -143,6 +144,23 @@ pub struct Answer {
 }
 
 /// The answer's records, in order.
+/// The server's clock `seconds` from now, spelt as a device stamps it (a device whose clock
+/// is that far ahead, or one acting that much later).
+pub fn at(seconds: i64) -> String {
+    format_server_time(now_nanos() + seconds * 1_000_000_000)
+}
+
+/// The laptop writes a task and edits it; the phone, its clock an hour fast, applies the
+/// edit and uploads it re-stamped with its own clock. The answer to that upload.
+pub fn phone_an_hour_fast_restamps_an_edit(db: &mut Database) -> Answer {
+    db.sync(LAPTOP, None, &[task("Write report", WORK, &[], T1)]);
+    db.sync(PHONE, None, &[]);
+    db.sync(LAPTOP, None, &[task("Write the report", WORK, &[], T2)]);
+    db.sync(PHONE, None, &[]);
+    let restamped = task("Write the report", WORK, &[], &at(3600));
+    db.sync(PHONE, None, std::slice::from_ref(&restamped))
+}
+
 pub fn bodies(answer: &Answer) -> Vec<Value> {
     answer.records.clone()
 }
