@@ -3,7 +3,8 @@
 //! open its `-wal` and `-shm` files exist, and a reader shares them, so it reads the newest
 //! commits and never blocks the writer. A stopped server leaves neither, and a read-only
 //! connection would create them, owned by whoever ran the command (often root), which the
-//! server's own user then cannot open: so without a `-wal` the file is opened immutable.
+//! server's own user then cannot open: so with neither a `-wal` nor a rollback `-journal`
+//! beside it, the file is opened immutable.
 
 use std::path::Path;
 use std::time::Duration;
